@@ -107,4 +107,3 @@ func checkEventType(t string) string {
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
-
