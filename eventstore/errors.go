@@ -24,6 +24,8 @@ var (
 	ErrEventTooLarge = errors.New("eventstore: event too large")
 	// ErrAppendTooLarge is matched by every *AppendTooLargeError.
 	ErrAppendTooLarge = errors.New("eventstore: append too large")
+	// ErrNoEvents is returned by an Append without events.
+	ErrNoEvents = errors.New("eventstore: append has no events")
 	// ErrClosed is returned by operations on a closed store.
 	ErrClosed = errors.New("eventstore: store closed")
 )

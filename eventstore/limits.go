@@ -66,11 +66,15 @@ func (l Limits) CheckStreamName(stream string) error {
 }
 
 // CheckAppend validates the stream name and every event of an append against
-// l, returning the first problem as a typed error.
+// l, returning the first problem as a typed error, or ErrNoEvents for an
+// append without events.
 func (l Limits) CheckAppend(stream string, events []EventData) error {
 	l = l.WithDefaults()
 	if err := l.CheckStreamName(stream); err != nil {
 		return err
+	}
+	if len(events) == 0 {
+		return ErrNoEvents
 	}
 	total := 0
 	for i, ev := range events {

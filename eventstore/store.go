@@ -15,7 +15,8 @@ type Store interface {
 	// Append writes events to the end of stream atomically, after checking
 	// expected. It returns a *WrongExpectedRevisionError when the check
 	// fails, a *TombstonedError when the stream is tombstoned, and the errors
-	// of Limits.CheckAppend for invalid input. If the events at the revisions
+	// of Limits.CheckAppend for invalid input (an append needs at least one
+	// event). If the events at the revisions
 	// following expected already carry the same IDs, Append writes nothing
 	// and returns the original result (idempotent retry). With Any or
 	// StreamExists the retry is recognised when the same IDs are the

@@ -99,9 +99,6 @@ func (s *Store) Append(ctx context.Context, name string, expected eventstore.Exp
 	if res, ok := st.retried(expected, events); ok && (expected.IsAny() || expected.IsStreamExists()) {
 		return res, nil
 	}
-	if len(events) == 0 {
-		return eventstore.AppendResult{Revision: uint64(actual), Position: s.lastPos}, nil
-	}
 	if st == nil {
 		st = &stream{last: eventstore.NoRevision}
 		s.streams[name] = st
