@@ -18,7 +18,9 @@
 //     twice, so a caller that lost the reply can simply retry.
 //   - Reads and subscriptions are Go iterators. A subscription first catches
 //     up from its checkpoint and then follows new appends, in commit order,
-//     at least once; a slow subscriber lags behind without slowing writers.
+//     each event once; a subscriber that resumes from its last saved
+//     checkpoint sees events after it again, so processing is at least once
+//     across restarts. A slow subscriber lags behind without slowing writers.
 //   - DeleteStream removes a stream softly: it reads as not found, and a later
 //     append recreates it with revisions continuing after the old ones.
 //     TombstoneStream deletes it for good. TruncateBefore hides and removes the

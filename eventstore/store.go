@@ -55,7 +55,8 @@ type Store interface {
 
 	// TruncateBefore makes the events of stream before revision unreadable
 	// and lets the store reclaim them; later events keep their revisions. It
-	// returns a *NotFoundError for a missing stream.
+	// returns a *NotFoundError for a missing or deleted stream and a
+	// *TombstonedError for a tombstoned one.
 	TruncateBefore(ctx context.Context, stream string, revision uint64) error
 
 	// Close releases the store. Operations after Close return ErrClosed.

@@ -35,6 +35,7 @@ type Config struct {
 
 // Store is the embedded, durable event store.
 type Store struct {
+	cfg    Config
 	db     *pebble.DB
 	limits eventstore.Limits
 	clock  func() time.Time
@@ -103,6 +104,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
+		cfg:      cfg,
 		db:       db,
 		limits:   cfg.Limits.WithDefaults(),
 		clock:    cfg.Clock,
