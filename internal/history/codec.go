@@ -1,0 +1,356 @@
+// Package history encodes orchestration history events for the event store
+// and decodes them back, in the protobuf format of historypb/history.proto.
+//
+// It is written by hand against the schema's shared field table rather than
+// through the generated types, because replay decodes every event of a
+// history: decoding here allocates nothing per event beyond interned names
+// (payloads alias the stored bytes), which is what lets a replay run at
+// millions of events per second. Tests check it against the generated types.
+package history
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/durableactor/durable/eventstore"
+	"github.com/durableactor/durable/orchestration"
+)
+
+// Field numbers of the shared table in history.proto.
+const (
+	fieldTimestamp    = 1
+	fieldEventID      = 2
+	fieldName         = 3
+	fieldVersion      = 4
+	fieldInstanceID   = 5
+	fieldInput        = 6
+	fieldResult       = 7
+	fieldFailure      = 8
+	fieldFireAt       = 9
+	fieldStatus       = 10
+	fieldParent       = 11
+	fieldGeneration   = 12
+	fieldCustomStatus = 13
+	fieldRequestID    = 14
+)
+
+// Fields of FailureDetails and ParentInstance.
+const (
+	failureErrorType    = 1
+	failureMessage      = 2
+	failureStackTrace   = 3
+	failureInner        = 4
+	failureNonRetriable = 5
+
+	parentInstanceID = 1
+	parentName       = 2
+	parentEventID    = 3
+)
+
+// ErrCorrupt is matched by errors decoding a stored event.
+var ErrCorrupt = errors.New("history: corrupt event")
+
+// EventType is the event-store type of a history event: its kind's name.
+func EventType(k orchestration.EventKind) string { return k.String() }
+
+// Append appends the encoding of ev to dst. Zero fields are left out.
+func Append(dst []byte, ev *orchestration.HistoryEvent) []byte {
+	dst = appendTime(dst, fieldTimestamp, ev.Timestamp)
+	if ev.EventID != 0 {
+		dst = protowire.AppendTag(dst, fieldEventID, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, uint64(int64(ev.EventID)))
+	}
+	dst = appendString(dst, fieldName, ev.Name)
+	dst = appendString(dst, fieldVersion, ev.Version)
+	dst = appendString(dst, fieldInstanceID, ev.InstanceID)
+	dst = appendBytes(dst, fieldInput, ev.Input)
+	dst = appendBytes(dst, fieldResult, ev.Result)
+	if ev.Failure != nil {
+		dst = protowire.AppendTag(dst, fieldFailure, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, appendFailure(nil, ev.Failure))
+	}
+	dst = appendTime(dst, fieldFireAt, ev.FireAt)
+	if ev.Status != 0 {
+		dst = protowire.AppendTag(dst, fieldStatus, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, uint64(int64(ev.Status)))
+	}
+	if p := ev.Parent; p != nil {
+		var b []byte
+		b = appendString(b, parentInstanceID, p.InstanceID)
+		b = appendString(b, parentName, p.Name)
+		if p.EventID != 0 {
+			b = protowire.AppendTag(b, parentEventID, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(int64(p.EventID)))
+		}
+		dst = protowire.AppendTag(dst, fieldParent, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, b)
+	}
+	if ev.Generation != 0 {
+		dst = protowire.AppendTag(dst, fieldGeneration, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, uint64(int64(ev.Generation)))
+	}
+	dst = appendBytes(dst, fieldCustomStatus, ev.CustomStatus)
+	dst = appendString(dst, fieldRequestID, ev.RequestID)
+	return dst
+}
+
+func appendFailure(dst []byte, f *orchestration.FailureDetails) []byte {
+	dst = appendString(dst, failureErrorType, f.ErrorType)
+	dst = appendString(dst, failureMessage, f.Message)
+	dst = appendString(dst, failureStackTrace, f.StackTrace)
+	if f.Inner != nil {
+		dst = protowire.AppendTag(dst, failureInner, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, appendFailure(nil, f.Inner))
+	}
+	if f.NonRetriable {
+		dst = protowire.AppendTag(dst, failureNonRetriable, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, 1)
+	}
+	return dst
+}
+
+func appendTime(dst []byte, field protowire.Number, t time.Time) []byte {
+	if t.IsZero() {
+		return dst
+	}
+	dst = protowire.AppendTag(dst, field, protowire.Fixed64Type)
+	return protowire.AppendFixed64(dst, uint64(t.UnixNano()))
+}
+
+func appendString(dst []byte, field protowire.Number, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	dst = protowire.AppendTag(dst, field, protowire.BytesType)
+	return protowire.AppendString(dst, s)
+}
+
+func appendBytes(dst []byte, field protowire.Number, b []byte) []byte {
+	if len(b) == 0 {
+		return dst
+	}
+	dst = protowire.AppendTag(dst, field, protowire.BytesType)
+	return protowire.AppendBytes(dst, b)
+}
+
+// Decoder decodes stored history events. It interns the strings that repeat
+// across a history (activity and event names), so decoding allocates only
+// for strings it has not seen. A Decoder is not safe for concurrent use.
+type Decoder struct {
+	strings map[string]string
+}
+
+const maxInterned = 4096
+
+func (d *Decoder) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := d.strings[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if d.strings == nil {
+		d.strings = make(map[string]string)
+	}
+	if len(d.strings) < maxInterned {
+		d.strings[s] = s
+	}
+	return s
+}
+
+// Decode decodes an event of the given type (its kind's name). Input,
+// Result and CustomStatus alias data, which the caller must not modify
+// afterwards.
+func (d *Decoder) Decode(eventType string, data []byte, ev *orchestration.HistoryEvent) error {
+	kind, ok := orchestration.ParseEventKind(eventType)
+	if !ok {
+		return fmt.Errorf("%w: unknown event type %q", ErrCorrupt, eventType)
+	}
+	*ev = orchestration.HistoryEvent{Kind: kind}
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return corrupt(eventType, protowire.ParseError(n))
+		}
+		data = data[n:]
+		var err error
+		switch {
+		case typ == protowire.Fixed64Type && (num == fieldTimestamp || num == fieldFireAt):
+			var v uint64
+			v, n = protowire.ConsumeFixed64(data)
+			t := time.Unix(0, int64(v)).UTC()
+			if num == fieldTimestamp {
+				ev.Timestamp = t
+			} else {
+				ev.FireAt = t
+			}
+		case typ == protowire.VarintType && (num == fieldEventID || num == fieldStatus || num == fieldGeneration):
+			var v uint64
+			v, n = protowire.ConsumeVarint(data)
+			switch num {
+			case fieldEventID:
+				ev.EventID = int32(v)
+			case fieldStatus:
+				ev.Status = orchestration.Status(int64(v))
+			default:
+				ev.Generation = int32(v)
+			}
+		case typ == protowire.BytesType:
+			var b []byte
+			b, n = protowire.ConsumeBytes(data)
+			if n >= 0 {
+				err = d.setBytes(ev, num, b)
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, data)
+		}
+		if n < 0 {
+			return corrupt(eventType, protowire.ParseError(n))
+		}
+		if err != nil {
+			return corrupt(eventType, err)
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+func corrupt(eventType string, err error) error {
+	return fmt.Errorf("%w: %s: %v", ErrCorrupt, eventType, err)
+}
+
+func (d *Decoder) setBytes(ev *orchestration.HistoryEvent, num protowire.Number, b []byte) error {
+	switch num {
+	case fieldName:
+		ev.Name = d.intern(b)
+	case fieldVersion:
+		ev.Version = d.intern(b)
+	case fieldInstanceID:
+		ev.InstanceID = string(b)
+	case fieldInput:
+		ev.Input = b
+	case fieldResult:
+		ev.Result = b
+	case fieldFailure:
+		f, err := decodeFailure(b, 0)
+		if err != nil {
+			return err
+		}
+		ev.Failure = f
+	case fieldParent:
+		p, err := decodeParent(b)
+		if err != nil {
+			return err
+		}
+		ev.Parent = p
+	case fieldCustomStatus:
+		ev.CustomStatus = b
+	case fieldRequestID:
+		ev.RequestID = string(b)
+	}
+	return nil
+}
+
+// maxFailureDepth bounds the nesting of inner failures a decoder follows.
+const maxFailureDepth = 32
+
+func decodeFailure(data []byte, depth int) (*orchestration.FailureDetails, error) {
+	if depth > maxFailureDepth {
+		return nil, errors.New("failure details nested too deeply")
+	}
+	f := &orchestration.FailureDetails{}
+	err := eachField(data, func(num protowire.Number, typ protowire.Type, v uint64, b []byte) error {
+		switch {
+		case num == failureErrorType && typ == protowire.BytesType:
+			f.ErrorType = string(b)
+		case num == failureMessage && typ == protowire.BytesType:
+			f.Message = string(b)
+		case num == failureStackTrace && typ == protowire.BytesType:
+			f.StackTrace = string(b)
+		case num == failureInner && typ == protowire.BytesType:
+			inner, err := decodeFailure(b, depth+1)
+			if err != nil {
+				return err
+			}
+			f.Inner = inner
+		case num == failureNonRetriable && typ == protowire.VarintType:
+			f.NonRetriable = v != 0
+		}
+		return nil
+	})
+	return f, err
+}
+
+func decodeParent(data []byte) (*orchestration.ParentInstance, error) {
+	p := &orchestration.ParentInstance{}
+	err := eachField(data, func(num protowire.Number, typ protowire.Type, v uint64, b []byte) error {
+		switch {
+		case num == parentInstanceID && typ == protowire.BytesType:
+			p.InstanceID = string(b)
+		case num == parentName && typ == protowire.BytesType:
+			p.Name = string(b)
+		case num == parentEventID && typ == protowire.VarintType:
+			p.EventID = int32(v)
+		}
+		return nil
+	})
+	return p, err
+}
+
+// eachField calls f for every field of a nested message; v holds varint
+// values and b bytes values.
+func eachField(data []byte, f func(num protowire.Number, typ protowire.Type, v uint64, b []byte) error) error {
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		data = data[n:]
+		var v uint64
+		var b []byte
+		switch typ {
+		case protowire.VarintType:
+			v, n = protowire.ConsumeVarint(data)
+		case protowire.BytesType:
+			b, n = protowire.ConsumeBytes(data)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, data)
+		}
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		if err := f(num, typ, v, b); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// EventData returns ev as an event to append, with the given ID. Callers
+// that may retry an append must keep the IDs, so the retry is idempotent.
+func EventData(ev *orchestration.HistoryEvent, id uuid.UUID) eventstore.EventData {
+	return eventstore.EventData{
+		ID:          id,
+		Type:        EventType(ev.Kind),
+		ContentType: eventstore.ContentTypeBinary,
+		Data:        Append(nil, ev),
+	}
+}
+
+// DecodeRecorded decodes stored events into dst and returns it.
+func (d *Decoder) DecodeRecorded(dst []orchestration.HistoryEvent, events []eventstore.RecordedEvent) ([]orchestration.HistoryEvent, error) {
+	for n := range events {
+		var ev orchestration.HistoryEvent
+		if err := d.Decode(events[n].Type, events[n].Data, &ev); err != nil {
+			return dst, fmt.Errorf("%s@%d: %w", events[n].Stream, events[n].Revision, err)
+		}
+		dst = append(dst, ev)
+	}
+	return dst, nil
+}
