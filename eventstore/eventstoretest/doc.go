@@ -6,7 +6,12 @@
 //	func TestConformance(t *testing.T) {
 //		eventstoretest.Exercise(t, func(t testing.TB) eventstore.Store {
 //			return memory.New(memory.Config{})
-//		}, eventstoretest.Features{DeletesFromAll: true, ArbitraryContentTypes: true, GapFreePositions: true})
+//		}, eventstoretest.Features{
+//			DeletesFromAll:            true,
+//			ArbitraryContentTypes:     true,
+//			GapFreePositions:          true,
+//			DeletedStreamRejectsExact: true,
+//		})
 //	}
 //
 //	func BenchmarkStore(b *testing.B) {

@@ -24,6 +24,10 @@ type Features struct {
 	ArbitraryContentTypes bool
 	// GapFreePositions: global positions are consecutive integers (memory, pebble: yes; KurrentDB: no, only increasing).
 	GapFreePositions bool
+	// DeletedStreamRejectsExact: after DeleteStream, an append with Exact(the deleted stream's last revision)
+	// fails with a wrong-expected-revision error (memory, pebble); KurrentDB accepts it and recreates the stream.
+	// When false, the suite accepts either outcome and checks whichever happened.
+	DeletedStreamRejectsExact bool
 	// MaxEventSize is the event size limit the store under test enforces; 0 means eventstore.DefaultMaxEventSize.
 	MaxEventSize int
 	// Reopen, when set, closes s and opens the same storage again (persistent backends); tests that data survives use it.

@@ -21,9 +21,10 @@ func open(testing.TB) eventstore.Store { return memory.New(memory.Config{}) }
 
 func TestConformance(t *testing.T) {
 	eventstoretest.Exercise(t, open, eventstoretest.Features{
-		DeletesFromAll:        true,
-		ArbitraryContentTypes: true,
-		GapFreePositions:      true,
+		DeletesFromAll:            true,
+		ArbitraryContentTypes:     true,
+		GapFreePositions:          true,
+		DeletedStreamRejectsExact: true,
 	})
 }
 
@@ -34,10 +35,11 @@ func TestConformanceSmallEvents(t *testing.T) {
 	eventstoretest.Exercise(t, func(testing.TB) eventstore.Store {
 		return memory.New(memory.Config{Limits: eventstore.Limits{MaxEventSize: limit}})
 	}, eventstoretest.Features{
-		DeletesFromAll:        true,
-		ArbitraryContentTypes: true,
-		GapFreePositions:      true,
-		MaxEventSize:          limit,
+		DeletesFromAll:            true,
+		ArbitraryContentTypes:     true,
+		GapFreePositions:          true,
+		DeletedStreamRejectsExact: true,
+		MaxEventSize:              limit,
 	})
 }
 

@@ -30,10 +30,11 @@ func reopen(t testing.TB, s eventstore.Store) eventstore.Store {
 
 func TestConformance(t *testing.T) {
 	eventstoretest.Exercise(t, open, eventstoretest.Features{
-		DeletesFromAll:        true,
-		ArbitraryContentTypes: true,
-		GapFreePositions:      true,
-		Reopen:                reopen,
+		DeletesFromAll:            true,
+		ArbitraryContentTypes:     true,
+		GapFreePositions:          true,
+		DeletedStreamRejectsExact: true,
+		Reopen:                    reopen,
 	})
 }
 

@@ -1,0 +1,194 @@
+// Command bench reproduces durable's performance figures. Without
+// -scenario it runs the headline set and prints one table; with -json it
+// prints one JSON object per result and nothing else on stdout. Every
+// scenario checks its own answer and the program exits non-zero when one is
+// wrong, so a fast wrong answer is a failure.
+//
+//	go run ./bench [-scenario a,b,...] [-backend memory|pebble] [-duration 10s] [-json] [scenario flags]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// config holds the flags every scenario may read.
+type config struct {
+	backend  string
+	duration time.Duration
+	dir      string
+	log      *slog.Logger
+
+	writers         int
+	eventsPerAppend int
+	events          int
+}
+
+// result is one line of output.
+type result struct {
+	Scenario string             `json:"scenario"`
+	Params   map[string]any     `json:"params"`
+	Metrics  map[string]float64 `json:"metrics"`
+}
+
+type scenario struct {
+	name  string
+	about string
+	// run returns the results of the scenario with the given config; the
+	// headline set may run it several times with different params.
+	run func(ctx context.Context, cfg config) ([]result, error)
+}
+
+// scenarios in the order of the table.
+var scenarios = []scenario{
+	{"store-append", "durable appends, params writers and events_per_append", runStoreAppend},
+	{"store-read", "reading one long stream", runStoreRead},
+	{"store-catchup", "catching up a subscription on the global log", runStoreCatchUp},
+	{"replay", "rebuilding an orchestration from its stored history, params events", runReplay},
+	{"episode", "one incremental step of a live orchestration", runEpisode},
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		names   = fs.String("scenario", "", "comma-separated scenarios to run (default: the headline set); one of "+scenarioNames())
+		jsonOut = fs.Bool("json", false, "print one JSON object per result on stdout")
+		cfg     config
+	)
+	fs.StringVar(&cfg.backend, "backend", "pebble", "event store: memory or pebble")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long each measurement runs, at least one round")
+	fs.StringVar(&cfg.dir, "dir", "", "directory for the pebble store (default: a temporary directory)")
+	fs.IntVar(&cfg.writers, "writers", 0, "store-append: concurrent writers (default: the headline set 1, 64)")
+	fs.IntVar(&cfg.eventsPerAppend, "events-per-append", 0, "store-append: events per append (default 1)")
+	fs.IntVar(&cfg.events, "events", 0, "store-read, store-catchup: stream length (default 100000); replay: history length (default 10000)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if cfg.backend != "memory" && cfg.backend != "pebble" {
+		fmt.Fprintf(stderr, "bench: unknown backend %q (memory or pebble)\n", cfg.backend)
+		return 2
+	}
+	selected := scenarios
+	if *names != "" {
+		selected = nil
+		for _, n := range strings.Split(*names, ",") {
+			i := slices.IndexFunc(scenarios, func(s scenario) bool { return s.name == strings.TrimSpace(n) })
+			if i < 0 {
+				fmt.Fprintf(stderr, "bench: unknown scenario %q; known: %s\n", n, scenarioNames())
+				return 2
+			}
+			selected = append(selected, scenarios[i])
+		}
+	}
+	ctx := context.Background()
+	var all []result
+	failed := false
+	for _, s := range selected {
+		fmt.Fprintf(stderr, "bench: running %s (%s)\n", s.name, s.about)
+		results, err := s.run(ctx, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: %s: %v\n", s.name, err)
+			failed = true
+			continue
+		}
+		for _, r := range results {
+			r.Metrics["peak_rss_mib"] = peakRSSMiB()
+			if *jsonOut {
+				json.NewEncoder(stdout).Encode(r)
+			}
+		}
+		all = append(all, results...)
+	}
+	if !*jsonOut {
+		printTable(stdout, all)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func scenarioNames() string {
+	names := make([]string, len(scenarios))
+	for i, s := range scenarios {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// printTable prints results as one aligned table: a row per result, its
+// params, then its metrics.
+func printTable(w io.Writer, results []result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tparams\tmetrics")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Scenario, formatParams(r.Params), formatMetrics(r.Metrics))
+	}
+	tw.Flush()
+}
+
+func formatParams(p map[string]any) string {
+	keys := slices.Sorted(mapKeys(p))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%v", k, p[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func formatMetrics(m map[string]float64) string {
+	keys := slices.Sorted(mapKeys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		v := m[k]
+		switch {
+		case v >= 1000:
+			parts[i] = fmt.Sprintf("%s=%.0f", k, v)
+		default:
+			parts[i] = fmt.Sprintf("%s=%.3g", k, v)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// peakRSSMiB reads the process's peak resident set size (VmHWM), or 0 where
+// /proc is not available.
+func peakRSSMiB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
