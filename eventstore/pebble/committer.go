@@ -3,6 +3,7 @@ package pebble
 import (
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
@@ -96,12 +97,25 @@ func newCommitter(s *Store, db *pebble.DB, lastPosition uint64) *committer {
 func (c *committer) run() {
 	defer close(c.store.stopped)
 	reqs := make([]*request, 0, maxBatch)
+	last := 0 // requests in the previous batch
 	for {
 		select {
 		case r := <-c.store.requests:
 			reqs = append(reqs[:0], r)
 		case <-c.store.stop:
 			return
+		}
+		// The writers the last commit released are about to append again;
+		// let them queue up before draining, or this batch would hold only
+		// the first of them and the next fsync would serve one writer. Yield
+		// while the queue keeps growing, up to the last batch's size.
+		for queued := len(c.store.requests); queued+1 < last; {
+			runtime.Gosched()
+			n := len(c.store.requests)
+			if n == queued {
+				break
+			}
+			queued = n
 		}
 	drain:
 		for len(reqs) < maxBatch {
@@ -122,6 +136,7 @@ func (c *committer) run() {
 			c.remove(r)
 			c.flush()
 		}
+		last = len(reqs)
 		clear(reqs)
 		c.flush()
 	}
