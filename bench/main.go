@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -31,6 +32,9 @@ type config struct {
 	writers         int
 	eventsPerAppend int
 	events          int
+	inflight        int
+	width           int
+	instances       int
 }
 
 // result is one line of output.
@@ -55,6 +59,9 @@ var scenarios = []scenario{
 	{"store-catchup", "catching up a subscription on the global log", runStoreCatchUp},
 	{"replay", "rebuilding an orchestration from its stored history, params events", runReplay},
 	{"episode", "one incremental step of a live orchestration", runEpisode},
+	{"chain", "three-activity chains end to end on the embedded defaults, many in flight", runChain},
+	{"fanout", "fan-out/fan-in end to end, params width", runFanOut},
+	{"parked", "memory of many instances waiting on timers and events, passivated", runParked},
 }
 
 func main() {
@@ -75,8 +82,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.writers, "writers", 0, "store-append: concurrent writers (default: the headline set 1, 64)")
 	fs.IntVar(&cfg.eventsPerAppend, "events-per-append", 0, "store-append: events per append (default 1)")
 	fs.IntVar(&cfg.events, "events", 0, "store-read, store-catchup: stream length (default 100000); replay: history length (default 10000)")
+	fs.IntVar(&cfg.inflight, "inflight", 0, "chain, fanout: orchestrations in flight (default 500 and 20)")
+	fs.IntVar(&cfg.width, "width", 0, "fanout: activities per orchestration (default 100)")
+	fs.IntVar(&cfg.instances, "instances", 0, "parked: instances to start (default 100000)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	cfg.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if cfg.backend != "memory" && cfg.backend != "pebble" {
@@ -176,15 +200,20 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
-// peakRSSMiB reads the process's peak resident set size (VmHWM), or 0 where
-// /proc is not available.
-func peakRSSMiB() float64 {
+// peakRSSMiB reads the process's peak resident set size, or 0 where /proc
+// is not available.
+func peakRSSMiB() float64 { return procStatusMiB("VmHWM:") }
+
+// rssMiB reads the process's current resident set size.
+func rssMiB() float64 { return procStatusMiB("VmRSS:") }
+
+func procStatusMiB(field string) float64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			var kb float64
 			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
 			return kb / 1024

@@ -13,7 +13,7 @@ func TestSmoke(t *testing.T) {
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			args := []string{"-scenario", s.name, "-duration", "1ms", "-json", "-events", "2000", "-dir", t.TempDir()}
+			args := []string{"-scenario", s.name, "-duration", "1ms", "-json", "-events", "2000", "-instances", "200", "-inflight", "4", "-width", "10", "-dir", t.TempDir()}
 			if code := run(args, &stdout, &stderr); code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}

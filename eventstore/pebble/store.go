@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/durableactor/durable/eventstore"
@@ -93,6 +94,11 @@ func Open(cfg Config) (*Store, error) {
 		MemTableSize:       64 << 20,
 		Logger:             logger{cfg.Logger},
 		FS:                 cfg.fs,
+	}
+	// Bloom filters let a read of a stream that does not exist (every new
+	// orchestration instance starts with one) skip the tables quickly.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {

@@ -5,4 +5,6 @@
 // tests prove the codec matches the schema.
 package historypb
 
-//go:generate protoc --go_out=. --go_opt=paths=source_relative history.proto
+// The file is registered by its path from the module root, so its name
+// cannot collide with another library's history.proto.
+//go:generate protoc --proto_path=../../.. --go_out=../../.. --go_opt=module=github.com/durableactor/durable internal/history/historypb/history.proto

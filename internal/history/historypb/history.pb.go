@@ -28,7 +28,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: history.proto
+// source: internal/history/historypb/history.proto
 
 package historypb
 
@@ -60,7 +60,7 @@ type FailureDetails struct {
 
 func (x *FailureDetails) Reset() {
 	*x = FailureDetails{}
-	mi := &file_history_proto_msgTypes[0]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -72,7 +72,7 @@ func (x *FailureDetails) String() string {
 func (*FailureDetails) ProtoMessage() {}
 
 func (x *FailureDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[0]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -85,7 +85,7 @@ func (x *FailureDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailureDetails.ProtoReflect.Descriptor instead.
 func (*FailureDetails) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{0}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *FailureDetails) GetErrorType() string {
@@ -134,7 +134,7 @@ type ParentInstance struct {
 
 func (x *ParentInstance) Reset() {
 	*x = ParentInstance{}
-	mi := &file_history_proto_msgTypes[1]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -146,7 +146,7 @@ func (x *ParentInstance) String() string {
 func (*ParentInstance) ProtoMessage() {}
 
 func (x *ParentInstance) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[1]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -159,7 +159,7 @@ func (x *ParentInstance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParentInstance.ProtoReflect.Descriptor instead.
 func (*ParentInstance) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{1}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *ParentInstance) GetInstanceId() string {
@@ -201,7 +201,7 @@ type ExecutionStarted struct {
 
 func (x *ExecutionStarted) Reset() {
 	*x = ExecutionStarted{}
-	mi := &file_history_proto_msgTypes[2]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -213,7 +213,7 @@ func (x *ExecutionStarted) String() string {
 func (*ExecutionStarted) ProtoMessage() {}
 
 func (x *ExecutionStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[2]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -226,7 +226,7 @@ func (x *ExecutionStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionStarted.ProtoReflect.Descriptor instead.
 func (*ExecutionStarted) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{2}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ExecutionStarted) GetTimestamp() int64 {
@@ -304,7 +304,7 @@ type ExecutionCompleted struct {
 
 func (x *ExecutionCompleted) Reset() {
 	*x = ExecutionCompleted{}
-	mi := &file_history_proto_msgTypes[3]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +316,7 @@ func (x *ExecutionCompleted) String() string {
 func (*ExecutionCompleted) ProtoMessage() {}
 
 func (x *ExecutionCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[3]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +329,7 @@ func (x *ExecutionCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionCompleted.ProtoReflect.Descriptor instead.
 func (*ExecutionCompleted) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{3}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ExecutionCompleted) GetTimestamp() int64 {
@@ -372,7 +372,7 @@ type ExecutionTerminated struct {
 
 func (x *ExecutionTerminated) Reset() {
 	*x = ExecutionTerminated{}
-	mi := &file_history_proto_msgTypes[4]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +384,7 @@ func (x *ExecutionTerminated) String() string {
 func (*ExecutionTerminated) ProtoMessage() {}
 
 func (x *ExecutionTerminated) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[4]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +397,7 @@ func (x *ExecutionTerminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionTerminated.ProtoReflect.Descriptor instead.
 func (*ExecutionTerminated) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{4}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ExecutionTerminated) GetTimestamp() int64 {
@@ -434,7 +434,7 @@ type TaskScheduled struct {
 
 func (x *TaskScheduled) Reset() {
 	*x = TaskScheduled{}
-	mi := &file_history_proto_msgTypes[5]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +446,7 @@ func (x *TaskScheduled) String() string {
 func (*TaskScheduled) ProtoMessage() {}
 
 func (x *TaskScheduled) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[5]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +459,7 @@ func (x *TaskScheduled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskScheduled.ProtoReflect.Descriptor instead.
 func (*TaskScheduled) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{5}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TaskScheduled) GetTimestamp() int64 {
@@ -508,7 +508,7 @@ type TaskCompleted struct {
 
 func (x *TaskCompleted) Reset() {
 	*x = TaskCompleted{}
-	mi := &file_history_proto_msgTypes[6]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +520,7 @@ func (x *TaskCompleted) String() string {
 func (*TaskCompleted) ProtoMessage() {}
 
 func (x *TaskCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[6]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +533,7 @@ func (x *TaskCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskCompleted.ProtoReflect.Descriptor instead.
 func (*TaskCompleted) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{6}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TaskCompleted) GetTimestamp() int64 {
@@ -568,7 +568,7 @@ type TaskFailed struct {
 
 func (x *TaskFailed) Reset() {
 	*x = TaskFailed{}
-	mi := &file_history_proto_msgTypes[7]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +580,7 @@ func (x *TaskFailed) String() string {
 func (*TaskFailed) ProtoMessage() {}
 
 func (x *TaskFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[7]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +593,7 @@ func (x *TaskFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskFailed.ProtoReflect.Descriptor instead.
 func (*TaskFailed) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{7}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TaskFailed) GetTimestamp() int64 {
@@ -631,7 +631,7 @@ type SubOrchestrationInstanceCreated struct {
 
 func (x *SubOrchestrationInstanceCreated) Reset() {
 	*x = SubOrchestrationInstanceCreated{}
-	mi := &file_history_proto_msgTypes[8]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +643,7 @@ func (x *SubOrchestrationInstanceCreated) String() string {
 func (*SubOrchestrationInstanceCreated) ProtoMessage() {}
 
 func (x *SubOrchestrationInstanceCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[8]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +656,7 @@ func (x *SubOrchestrationInstanceCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubOrchestrationInstanceCreated.ProtoReflect.Descriptor instead.
 func (*SubOrchestrationInstanceCreated) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{8}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubOrchestrationInstanceCreated) GetTimestamp() int64 {
@@ -712,7 +712,7 @@ type SubOrchestrationInstanceCompleted struct {
 
 func (x *SubOrchestrationInstanceCompleted) Reset() {
 	*x = SubOrchestrationInstanceCompleted{}
-	mi := &file_history_proto_msgTypes[9]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +724,7 @@ func (x *SubOrchestrationInstanceCompleted) String() string {
 func (*SubOrchestrationInstanceCompleted) ProtoMessage() {}
 
 func (x *SubOrchestrationInstanceCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[9]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +737,7 @@ func (x *SubOrchestrationInstanceCompleted) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use SubOrchestrationInstanceCompleted.ProtoReflect.Descriptor instead.
 func (*SubOrchestrationInstanceCompleted) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{9}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubOrchestrationInstanceCompleted) GetTimestamp() int64 {
@@ -772,7 +772,7 @@ type SubOrchestrationInstanceFailed struct {
 
 func (x *SubOrchestrationInstanceFailed) Reset() {
 	*x = SubOrchestrationInstanceFailed{}
-	mi := &file_history_proto_msgTypes[10]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +784,7 @@ func (x *SubOrchestrationInstanceFailed) String() string {
 func (*SubOrchestrationInstanceFailed) ProtoMessage() {}
 
 func (x *SubOrchestrationInstanceFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[10]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +797,7 @@ func (x *SubOrchestrationInstanceFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubOrchestrationInstanceFailed.ProtoReflect.Descriptor instead.
 func (*SubOrchestrationInstanceFailed) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{10}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubOrchestrationInstanceFailed) GetTimestamp() int64 {
@@ -832,7 +832,7 @@ type TimerCreated struct {
 
 func (x *TimerCreated) Reset() {
 	*x = TimerCreated{}
-	mi := &file_history_proto_msgTypes[11]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +844,7 @@ func (x *TimerCreated) String() string {
 func (*TimerCreated) ProtoMessage() {}
 
 func (x *TimerCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[11]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +857,7 @@ func (x *TimerCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerCreated.ProtoReflect.Descriptor instead.
 func (*TimerCreated) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{11}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TimerCreated) GetTimestamp() int64 {
@@ -892,7 +892,7 @@ type TimerFired struct {
 
 func (x *TimerFired) Reset() {
 	*x = TimerFired{}
-	mi := &file_history_proto_msgTypes[12]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +904,7 @@ func (x *TimerFired) String() string {
 func (*TimerFired) ProtoMessage() {}
 
 func (x *TimerFired) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[12]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +917,7 @@ func (x *TimerFired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerFired.ProtoReflect.Descriptor instead.
 func (*TimerFired) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{12}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TimerFired) GetTimestamp() int64 {
@@ -950,7 +950,7 @@ type OrchestratorStarted struct {
 
 func (x *OrchestratorStarted) Reset() {
 	*x = OrchestratorStarted{}
-	mi := &file_history_proto_msgTypes[13]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +962,7 @@ func (x *OrchestratorStarted) String() string {
 func (*OrchestratorStarted) ProtoMessage() {}
 
 func (x *OrchestratorStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[13]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +975,7 @@ func (x *OrchestratorStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrchestratorStarted.ProtoReflect.Descriptor instead.
 func (*OrchestratorStarted) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{13}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OrchestratorStarted) GetTimestamp() int64 {
@@ -995,7 +995,7 @@ type OrchestratorCompleted struct {
 
 func (x *OrchestratorCompleted) Reset() {
 	*x = OrchestratorCompleted{}
-	mi := &file_history_proto_msgTypes[14]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1007,7 @@ func (x *OrchestratorCompleted) String() string {
 func (*OrchestratorCompleted) ProtoMessage() {}
 
 func (x *OrchestratorCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[14]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1020,7 @@ func (x *OrchestratorCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrchestratorCompleted.ProtoReflect.Descriptor instead.
 func (*OrchestratorCompleted) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{14}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OrchestratorCompleted) GetTimestamp() int64 {
@@ -1050,7 +1050,7 @@ type EventSent struct {
 
 func (x *EventSent) Reset() {
 	*x = EventSent{}
-	mi := &file_history_proto_msgTypes[15]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1062,7 @@ func (x *EventSent) String() string {
 func (*EventSent) ProtoMessage() {}
 
 func (x *EventSent) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[15]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1075,7 @@ func (x *EventSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventSent.ProtoReflect.Descriptor instead.
 func (*EventSent) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{15}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EventSent) GetTimestamp() int64 {
@@ -1125,7 +1125,7 @@ type EventRaised struct {
 
 func (x *EventRaised) Reset() {
 	*x = EventRaised{}
-	mi := &file_history_proto_msgTypes[16]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1137,7 @@ func (x *EventRaised) String() string {
 func (*EventRaised) ProtoMessage() {}
 
 func (x *EventRaised) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[16]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1150,7 @@ func (x *EventRaised) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventRaised.ProtoReflect.Descriptor instead.
 func (*EventRaised) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{16}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EventRaised) GetTimestamp() int64 {
@@ -1193,7 +1193,7 @@ type ExecutionSuspended struct {
 
 func (x *ExecutionSuspended) Reset() {
 	*x = ExecutionSuspended{}
-	mi := &file_history_proto_msgTypes[17]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1205,7 @@ func (x *ExecutionSuspended) String() string {
 func (*ExecutionSuspended) ProtoMessage() {}
 
 func (x *ExecutionSuspended) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[17]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1218,7 @@ func (x *ExecutionSuspended) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionSuspended.ProtoReflect.Descriptor instead.
 func (*ExecutionSuspended) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{17}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ExecutionSuspended) GetTimestamp() int64 {
@@ -1254,7 +1254,7 @@ type ExecutionResumed struct {
 
 func (x *ExecutionResumed) Reset() {
 	*x = ExecutionResumed{}
-	mi := &file_history_proto_msgTypes[18]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1266,7 @@ func (x *ExecutionResumed) String() string {
 func (*ExecutionResumed) ProtoMessage() {}
 
 func (x *ExecutionResumed) ProtoReflect() protoreflect.Message {
-	mi := &file_history_proto_msgTypes[18]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1279,7 @@ func (x *ExecutionResumed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionResumed.ProtoReflect.Descriptor instead.
 func (*ExecutionResumed) Descriptor() ([]byte, []int) {
-	return file_history_proto_rawDescGZIP(), []int{18}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExecutionResumed) GetTimestamp() int64 {
@@ -1303,11 +1303,11 @@ func (x *ExecutionResumed) GetRequestId() string {
 	return ""
 }
 
-var File_history_proto protoreflect.FileDescriptor
+var File_internal_history_historypb_history_proto protoreflect.FileDescriptor
 
-const file_history_proto_rawDesc = "" +
+const file_internal_history_historypb_history_proto_rawDesc = "" +
 	"\n" +
-	"\rhistory.proto\x12\x12durable.history.v1\"\xc9\x01\n" +
+	"(internal/history/historypb/history.proto\x12\x12durable.history.v1\"\xc9\x01\n" +
 	"\x0eFailureDetails\x12\x1d\n" +
 	"\n" +
 	"error_type\x18\x01 \x01(\tR\terrorType\x12\x18\n" +
@@ -1416,19 +1416,19 @@ const file_history_proto_rawDesc = "" +
 	"request_id\x18\x0e \x01(\tR\trequestIdB<Z:github.com/durableactor/durable/internal/history/historypbb\x06proto3"
 
 var (
-	file_history_proto_rawDescOnce sync.Once
-	file_history_proto_rawDescData []byte
+	file_internal_history_historypb_history_proto_rawDescOnce sync.Once
+	file_internal_history_historypb_history_proto_rawDescData []byte
 )
 
-func file_history_proto_rawDescGZIP() []byte {
-	file_history_proto_rawDescOnce.Do(func() {
-		file_history_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_history_proto_rawDesc), len(file_history_proto_rawDesc)))
+func file_internal_history_historypb_history_proto_rawDescGZIP() []byte {
+	file_internal_history_historypb_history_proto_rawDescOnce.Do(func() {
+		file_internal_history_historypb_history_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_internal_history_historypb_history_proto_rawDesc), len(file_internal_history_historypb_history_proto_rawDesc)))
 	})
-	return file_history_proto_rawDescData
+	return file_internal_history_historypb_history_proto_rawDescData
 }
 
-var file_history_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
-var file_history_proto_goTypes = []any{
+var file_internal_history_historypb_history_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_internal_history_historypb_history_proto_goTypes = []any{
 	(*FailureDetails)(nil),                    // 0: durable.history.v1.FailureDetails
 	(*ParentInstance)(nil),                    // 1: durable.history.v1.ParentInstance
 	(*ExecutionStarted)(nil),                  // 2: durable.history.v1.ExecutionStarted
@@ -1449,7 +1449,7 @@ var file_history_proto_goTypes = []any{
 	(*ExecutionSuspended)(nil),                // 17: durable.history.v1.ExecutionSuspended
 	(*ExecutionResumed)(nil),                  // 18: durable.history.v1.ExecutionResumed
 }
-var file_history_proto_depIdxs = []int32{
+var file_internal_history_historypb_history_proto_depIdxs = []int32{
 	0, // 0: durable.history.v1.FailureDetails.inner:type_name -> durable.history.v1.FailureDetails
 	1, // 1: durable.history.v1.ExecutionStarted.parent:type_name -> durable.history.v1.ParentInstance
 	0, // 2: durable.history.v1.ExecutionCompleted.failure:type_name -> durable.history.v1.FailureDetails
@@ -1462,26 +1462,26 @@ var file_history_proto_depIdxs = []int32{
 	0, // [0:5] is the sub-list for field type_name
 }
 
-func init() { file_history_proto_init() }
-func file_history_proto_init() {
-	if File_history_proto != nil {
+func init() { file_internal_history_historypb_history_proto_init() }
+func file_internal_history_historypb_history_proto_init() {
+	if File_internal_history_historypb_history_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_history_proto_rawDesc), len(file_history_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_history_historypb_history_proto_rawDesc), len(file_internal_history_historypb_history_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_history_proto_goTypes,
-		DependencyIndexes: file_history_proto_depIdxs,
-		MessageInfos:      file_history_proto_msgTypes,
+		GoTypes:           file_internal_history_historypb_history_proto_goTypes,
+		DependencyIndexes: file_internal_history_historypb_history_proto_depIdxs,
+		MessageInfos:      file_internal_history_historypb_history_proto_msgTypes,
 	}.Build()
-	File_history_proto = out.File
-	file_history_proto_goTypes = nil
-	file_history_proto_depIdxs = nil
+	File_internal_history_historypb_history_proto = out.File
+	file_internal_history_historypb_history_proto_goTypes = nil
+	file_internal_history_historypb_history_proto_depIdxs = nil
 }

@@ -1,0 +1,89 @@
+package actors
+
+import (
+	"context"
+	"sync"
+)
+
+// actedTracker knows up to which global position every recorded decision
+// has been carried out (timers scheduled, events sent). Decisions are
+// persisted before they are acted on, so a crash between the two leaves
+// decisions that nothing will carry out; after a restart the engine wakes
+// the instances whose latest append lies past the tracker's last
+// checkpoint, and they act again (idempotently).
+//
+// Appends and their acts are counted per epoch. A checkpoint reads the
+// store's last position L, then opens a new epoch, then waits until every
+// operation of the earlier epochs has finished: any append at or below L
+// began before L was read, so it belongs to an earlier epoch, and all of
+// them are then acted on.
+type actedTracker struct {
+	mu       sync.Mutex
+	epoch    uint64
+	inflight map[uint64]int
+	drained  chan struct{}
+}
+
+func newActedTracker() *actedTracker {
+	return &actedTracker{inflight: make(map[uint64]int), drained: make(chan struct{})}
+}
+
+// begin registers an operation (an append and its acts) and returns its
+// epoch for end.
+func (t *actedTracker) begin() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.inflight[t.epoch]++
+	return t.epoch
+}
+
+// end marks the operation of the given epoch finished.
+func (t *actedTracker) end(epoch uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.inflight[epoch]--
+	if t.inflight[epoch] == 0 {
+		delete(t.inflight, epoch)
+		close(t.drained)
+		t.drained = make(chan struct{})
+	}
+}
+
+// checkpoint returns a position up to which everything has been acted on.
+func (t *actedTracker) checkpoint(ctx context.Context, lastPosition func(context.Context) (uint64, error)) (uint64, error) {
+	last, err := lastPosition(ctx)
+	if err != nil {
+		return 0, err
+	}
+	t.mu.Lock()
+	before := t.epoch
+	t.epoch++
+	t.mu.Unlock()
+	for {
+		t.mu.Lock()
+		busy := false
+		for e := range t.inflight {
+			if e <= before {
+				busy = true
+				break
+			}
+		}
+		drained := t.drained
+		t.mu.Unlock()
+		if !busy {
+			return last, nil
+		}
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// busy reports whether any operation is in flight.
+func (t *actedTracker) busy() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.inflight) > 0
+}

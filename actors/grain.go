@@ -1,0 +1,742 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/durableactor/durable/delivery"
+	"github.com/durableactor/durable/eventstore"
+	"github.com/durableactor/durable/index"
+	"github.com/durableactor/durable/internal/grainpb"
+	"github.com/durableactor/durable/internal/history"
+	"github.com/durableactor/durable/orchestration"
+)
+
+// grain is one orchestration instance, active on this node.
+type grain struct {
+	rt     *Runtime
+	id     string
+	stream string
+
+	// inst is nil while the instance does not exist.
+	inst       *orchestration.Instance
+	generation int32
+	// revision is the stream's last revision (NoRevision for no stream)
+	// and position the global position of the grain's last known append.
+	revision int64
+	position uint64
+	// lastEpisode holds the decisions of the latest recorded episode that
+	// act through the bus (timers, sent events), to act again on Wake after
+	// a crash may have lost them.
+	lastEpisode []orchestration.HistoryEvent
+
+	queue     []orchestration.HistoryEvent
+	waiters   []*actor.PID
+	tick      bool // run an episode without inputs (a scheduled start)
+	appending bool
+	children  map[int32]child
+	timers    map[int32]*time.Timer
+	broken    error
+}
+
+type child struct {
+	pid    *actor.PID
+	cancel context.CancelFunc
+}
+
+// appendDone reports an episode's append back to the grain.
+type appendDone struct {
+	episode  orchestration.Episode
+	waiters  []*actor.PID
+	result   eventstore.AppendResult
+	err      error
+	epoch    uint64
+	restart  bool
+	previous *orchestration.Instance
+}
+
+// localInput is an input from the grain's own background work: the
+// outcome of a sub-orchestration, a local timer.
+type localInput struct {
+	generation int32
+	events     []orchestration.HistoryEvent
+}
+
+func (g *grain) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *cluster.ClusterInit:
+		g.activate(c, m.Identity.Identity)
+	case *grainpb.Start:
+		g.start(c, m)
+	case *grainpb.Deliver:
+		g.deliver(c, m)
+	case *grainpb.Wake:
+		g.wake(c)
+	case *activityDone:
+		g.activityDone(c, m)
+	case *localInput:
+		if g.inst != nil && m.generation == g.generation {
+			g.enqueue(c, m.events, nil)
+		}
+	case *appendDone:
+		g.appendDone(c, m)
+	case *actor.ReceiveTimeout:
+		g.passivate(c)
+	case *actor.Stopping:
+		g.stop()
+	}
+}
+
+// activate loads the instance from its stream and re-issues the work it
+// has in flight: after a crash or a move nothing else will.
+func (g *grain) activate(c actor.Context, id string) {
+	g.id = id
+	g.stream = index.StreamName(id)
+	g.revision = eventstore.NoRevision
+	g.children = make(map[int32]child)
+	g.timers = make(map[int32]*time.Timer)
+	c.SetReceiveTimeout(g.rt.idle)
+	if err := g.load(c); err != nil {
+		g.rt.log.Error("instance cannot be loaded", "instance", id, "error", err)
+		g.broken = err
+		c.Stop(c.Self())
+	}
+}
+
+func (g *grain) load(c actor.Context) error {
+	ctx, cancel := context.WithTimeout(g.rt.ctx, 30*time.Second)
+	defer cancel()
+	var dec history.Decoder
+	var events []orchestration.HistoryEvent
+	for rec, err := range g.rt.store.ReadStream(ctx, g.stream, eventstore.ReadStreamOptions{}) {
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var ev orchestration.HistoryEvent
+		if err := dec.Decode(rec.Type, rec.Data, &ev); err != nil {
+			return fmt.Errorf("%s@%d: %w", rec.Stream, rec.Revision, err)
+		}
+		events = append(events, ev)
+		g.revision, g.position = int64(rec.Revision), rec.Position
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	inst := orchestration.NewInstance(g.rt.reg, g.rt.executor)
+	ep, err := inst.Replay(events)
+	if err != nil {
+		inst.Close()
+		return err
+	}
+	g.setInstance(inst)
+	g.lastEpisode = busDecisions(lastEpisode(events))
+	g.reissue(c)
+	if len(ep.Events) > 0 {
+		g.appendEpisode(c, ep, nil, false, nil)
+	}
+	return nil
+}
+
+func (g *grain) setInstance(inst *orchestration.Instance) {
+	g.inst = inst
+	start, _ := inst.Started()
+	g.generation = start.Generation
+}
+
+// lastEpisode returns the events after the last OrchestratorStarted.
+func lastEpisode(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
+	for i := len(events) - 1; i >= 0; i-- {
+		if events[i].Kind == orchestration.OrchestratorStarted {
+			return events[i:]
+		}
+	}
+	return events
+}
+
+// busDecisions keeps the decisions that act through the bus.
+func busDecisions(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
+	var out []orchestration.HistoryEvent
+	for _, ev := range events {
+		switch ev.Kind {
+		case orchestration.TimerCreated, orchestration.EventSent, orchestration.ExecutionStarted:
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// reissue starts the activities and sub-orchestrations that have no
+// outcome recorded, unless the instance has ended (its unfinished work was
+// abandoned).
+func (g *grain) reissue(c actor.Context) {
+	if g.inst.Status().IsTerminal() {
+		return
+	}
+	for _, p := range g.inst.Pending() {
+		switch p.Kind {
+		case orchestration.TaskScheduled:
+			g.spawnActivity(c, p)
+		case orchestration.SubOrchestrationInstanceCreated:
+			g.startChild(c, p)
+		case orchestration.TimerCreated:
+			g.armLocalTimer(c, p)
+		}
+	}
+}
+
+// start handles a request to start the instance.
+func (g *grain) start(c actor.Context, m *grainpb.Start) {
+	if g.broken != nil {
+		c.Respond(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
+		return
+	}
+	events, err := decodeEvents([]*grainpb.Event{m.ExecutionStarted})
+	if err != nil || events[0].Kind != orchestration.ExecutionStarted {
+		c.Respond(errorReply(grainpb.Error_INVALID, "start of %q: not an ExecutionStarted event: %v", g.id, err))
+		return
+	}
+	es := events[0]
+	restart := false
+	if g.inst != nil {
+		prev, _ := g.inst.Started()
+		if es.RequestID != "" && prev.RequestID == es.RequestID {
+			// A retried start: answer once the first one is recorded.
+			g.enqueue(c, nil, c.Sender())
+			return
+		}
+		if !g.inst.Status().IsTerminal() || g.appending {
+			c.Respond(errorReply(grainpb.Error_ALREADY_RUNNING, "instance %q is already %s", g.id, g.inst.Status()))
+			return
+		}
+		restart = true // a finished instance starts over, as in Durable Functions
+		es.Generation = prev.Generation + 1
+	}
+	if _, ok := g.rt.reg.Get(es.Name); !ok {
+		c.Respond(errorReply(grainpb.Error_INVALID, "no orchestrator is registered under the name %q", es.Name))
+		return
+	}
+	now := g.rt.now()
+	es.InstanceID = g.id
+	inst := orchestration.NewInstance(g.rt.reg, g.rt.executor)
+	var ep orchestration.Episode
+	if es.FireAt.After(now) {
+		// A scheduled start: record it, run the first episode when due.
+		es.Timestamp = now
+		if _, err := inst.Replay([]orchestration.HistoryEvent{es}); err != nil {
+			inst.Close()
+			c.Respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
+			return
+		}
+		ep = orchestration.Episode{Events: []orchestration.HistoryEvent{es}, Status: orchestration.StatusPending}
+	} else {
+		ep, err = inst.Step(now, es)
+		if err != nil {
+			inst.Close()
+			c.Respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
+			return
+		}
+	}
+	previous := g.inst
+	g.setInstance(inst)
+	g.appendEpisode(c, ep, []*actor.PID{c.Sender()}, restart, previous)
+}
+
+// deliver queues inputs for the next episode.
+func (g *grain) deliver(c actor.Context, m *grainpb.Deliver) {
+	switch {
+	case g.broken != nil:
+		c.Respond(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
+		return
+	case g.inst == nil:
+		c.Respond(errorReply(grainpb.Error_NOT_FOUND, "instance %q does not exist", g.id))
+		return
+	}
+	events, err := decodeEvents(m.Events)
+	if err != nil {
+		c.Respond(errorReply(grainpb.Error_INVALID, "delivery to %q: %v", g.id, err))
+		return
+	}
+	if g.inst.Status().IsTerminal() {
+		c.Respond(errorReply(grainpb.Error_NOT_RUNNING, "instance %q is %s", g.id, g.inst.Status()))
+		return
+	}
+	if len(events) == 0 {
+		g.tick = true // the scheduled start is due
+	}
+	g.enqueue(c, g.keepTimers(events), c.Sender())
+}
+
+// keepTimers drops fired timers that do not belong to this generation's
+// pending timers (a stale timer of an earlier generation, or one already
+// fired); others pass.
+func (g *grain) keepTimers(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
+	kept := events[:0]
+	for _, ev := range events {
+		if ev.Kind == orchestration.TimerFired {
+			if ev.Generation != g.generation || !g.timerPending(ev.EventID, ev.FireAt) {
+				continue
+			}
+			ev.Generation = 0
+		}
+		kept = append(kept, ev)
+	}
+	return kept
+}
+
+func (g *grain) timerPending(eventID int32, at time.Time) bool {
+	for _, p := range g.inst.Pending() {
+		if p.Kind == orchestration.TimerCreated && p.EventID == eventID {
+			return p.FireAt.Equal(at)
+		}
+	}
+	return false
+}
+
+// enqueue adds inputs to the next episode; waiter (if any) is answered once
+// they are recorded.
+func (g *grain) enqueue(c actor.Context, events []orchestration.HistoryEvent, waiter *actor.PID) {
+	g.queue = append(g.queue, events...)
+	if waiter != nil {
+		g.waiters = append(g.waiters, waiter)
+	}
+	g.process(c)
+}
+
+// process runs an episode with the queued inputs, unless an append is in
+// flight: the inputs then wait and go into one episode together.
+func (g *grain) process(c actor.Context) {
+	if g.appending || (len(g.queue) == 0 && !g.tick && len(g.waiters) == 0) {
+		return
+	}
+	inputs, waiters, tick := g.queue, g.waiters, g.tick
+	g.queue, g.waiters, g.tick = nil, nil, false
+	if len(inputs) == 0 && !(tick && g.inst.Status() == orchestration.StatusPending) {
+		g.reply(c, waiters, g.ack()) // nothing to record
+		return
+	}
+	ep, err := g.inst.Step(g.rt.now(), inputs...)
+	if err != nil {
+		g.reply(c, waiters, errorReply(grainpb.Error_NOT_RUNNING, "instance %q: %v", g.id, err))
+		return
+	}
+	if len(ep.Events) == 0 {
+		g.reply(c, waiters, g.ack())
+		return
+	}
+	g.appendEpisode(c, ep, waiters, false, nil)
+}
+
+// appendEpisode appends an episode's events in the background; the grain
+// learns the outcome from appendDone. restart replaces a finished
+// generation: the history before the new events is truncated afterwards.
+func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters []*actor.PID, restart bool, previous *orchestration.Instance) {
+	g.appending = true
+	data := make([]eventstore.EventData, len(ep.Events))
+	for i := range ep.Events {
+		data[i] = history.EventData(&ep.Events[i], eventID())
+	}
+	expected := eventstore.NoStream
+	if g.revision != eventstore.NoRevision {
+		expected = eventstore.Exact(uint64(g.revision))
+	}
+	truncateFrom := -1
+	switch {
+	case ep.ContinuedAsNew:
+		truncateFrom = ep.NewGeneration
+	case restart:
+		truncateFrom = 0
+	}
+	epoch := g.rt.acted.begin()
+	self, stream, rt := c.Self(), g.stream, g.rt
+	rt.pool.Schedule(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, err := rt.store.Append(ctx, stream, expected, data...)
+		if err == nil && truncateFrom >= 0 {
+			first := res.Revision + 1 - uint64(len(data)) + uint64(truncateFrom)
+			if terr := rt.store.TruncateBefore(ctx, stream, first); terr != nil {
+				// Replay skips to the last ExecutionStarted, so a longer
+				// history is only slower.
+				rt.log.Warn("truncating a finished generation failed", "stream", stream, "error", terr)
+			}
+		}
+		rt.system.Root.Send(self, &appendDone{episode: ep, waiters: waiters, result: res, err: err, epoch: epoch, restart: restart, previous: previous})
+	})
+}
+
+// appendDone acts on a recorded episode, or stops the grain when the
+// append failed: its state is then ahead of the stream, and another
+// activation may own the instance (fencing).
+func (g *grain) appendDone(c actor.Context, d *appendDone) {
+	g.appending = false
+	if d.previous != nil {
+		d.previous.Close()
+	}
+	if d.err != nil {
+		g.rt.acted.end(d.epoch)
+		if errors.Is(d.err, eventstore.ErrWrongExpectedRevision) {
+			g.rt.log.Warn("another activation wrote the instance first; stopping without acting", "instance", g.id, "error", d.err)
+		} else {
+			g.rt.log.Error("appending an episode failed; stopping the activation", "instance", g.id, "error", d.err)
+		}
+		g.reply(c, append(d.waiters, g.waiters...), errorReply(grainpb.Error_UNAVAILABLE, "instance %q: %v", g.id, d.err))
+		g.waiters, g.queue = nil, nil
+		g.broken = d.err
+		c.Stop(c.Self())
+		return
+	}
+	g.revision, g.position = int64(d.result.Revision), d.result.Position
+	ep := d.episode
+	current := ep.Events
+	if ep.ContinuedAsNew {
+		current = ep.Events[:ep.NewGeneration]
+	}
+	g.lastEpisode = busDecisions(current)
+	g.act(c, current, d.epoch)
+	g.reply(c, d.waiters, g.ack())
+	if ep.ContinuedAsNew {
+		g.continueAsNew(c, ep.Events[ep.NewGeneration:])
+	}
+	g.process(c)
+}
+
+// act carries out an episode's decisions. Activities and sub-orchestrations
+// start at once (they are re-issued on any activation); timers and sent
+// events go through the bus in the background, and the epoch ends when they
+// are out.
+func (g *grain) act(c actor.Context, events []orchestration.HistoryEvent, epoch uint64) {
+	for i := range events {
+		ev := events[i]
+		switch ev.Kind {
+		case orchestration.TaskScheduled:
+			g.spawnActivity(c, ev)
+		case orchestration.SubOrchestrationInstanceCreated:
+			g.startChild(c, ev)
+		case orchestration.ExecutionCompleted:
+			g.completed(c, ev)
+		}
+	}
+	timers, bus := g.busActs(c, events)
+	if len(timers) == 0 && len(bus) == 0 {
+		g.rt.acted.end(epoch)
+		return
+	}
+	rt := g.rt
+	go func() {
+		defer rt.acted.end(epoch)
+		rt.sendBus(timers, bus)
+	}()
+}
+
+type scheduled struct {
+	at  time.Time
+	msg delivery.Message
+}
+
+// busActs builds the bus messages of timers and sent events, arming local
+// timers for those due soon.
+func (g *grain) busActs(c actor.Context, events []orchestration.HistoryEvent) ([]scheduled, []delivery.Message) {
+	var timers []scheduled
+	var sends []delivery.Message
+	for _, ev := range events {
+		switch ev.Kind {
+		case orchestration.TimerCreated:
+			fired := orchestration.HistoryEvent{Kind: orchestration.TimerFired, EventID: ev.EventID, FireAt: ev.FireAt, Generation: g.generation}
+			msg, err := DeliverMessage(timerID(g.id, g.generation, ev.EventID), g.id, "TimerFired", fired)
+			if err == nil {
+				timers = append(timers, scheduled{at: ev.FireAt, msg: msg})
+			}
+			g.armLocalTimer(c, ev)
+		case orchestration.ExecutionStarted:
+			if !ev.FireAt.IsZero() && g.inst.Status() == orchestration.StatusPending {
+				msg, err := DeliverMessage(fmt.Sprintf("start:%s:%d", g.id, ev.Generation), g.id, "Start")
+				if err == nil {
+					timers = append(timers, scheduled{at: ev.FireAt, msg: msg})
+				}
+			}
+		case orchestration.EventSent:
+			id := fmt.Sprintf("send:%s:%d:%d", g.id, g.generation, ev.EventID)
+			raised := orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: ev.Name, Input: ev.Input, RequestID: id}
+			msg, err := DeliverMessage(id, ev.InstanceID, "EventRaised", raised)
+			if err == nil {
+				sends = append(sends, msg)
+			}
+		}
+	}
+	return timers, sends
+}
+
+func timerID(instanceID string, generation, eventID int32) string {
+	return fmt.Sprintf("timer:%s:%d:%d", instanceID, generation, eventID)
+}
+
+// sendBus schedules timers and publishes messages, retrying until they are
+// out or the runtime stops (a checkpoint then stays behind them, and a
+// restart acts again).
+func (rt *Runtime) sendBus(timers []scheduled, msgs []delivery.Message) {
+	for _, t := range timers {
+		rt.retry("schedule timer "+t.msg.ID, func(ctx context.Context) (bool, error) {
+			return false, rt.bus.Schedule(ctx, t.at, t.msg)
+		})
+	}
+	if len(msgs) > 0 {
+		rt.retry("send events", func(ctx context.Context) (bool, error) {
+			return false, rt.bus.Publish(ctx, delivery.Events, msgs...)
+		})
+	}
+}
+
+// armLocalTimer fires a timer from the grain itself when it is due soon, so
+// short timers (retry intervals) are precise; the bus's copy of the timer
+// is dropped as a duplicate.
+func (g *grain) armLocalTimer(c actor.Context, ev orchestration.HistoryEvent) {
+	d := ev.FireAt.Sub(g.rt.now())
+	if d > g.rt.localTimer {
+		return
+	}
+	if _, ok := g.timers[ev.EventID]; ok {
+		return
+	}
+	self, gen, rt := c.Self(), g.generation, g.rt
+	fired := orchestration.HistoryEvent{Kind: orchestration.TimerFired, EventID: ev.EventID, FireAt: ev.FireAt}
+	g.timers[ev.EventID] = time.AfterFunc(max(d, 0), func() {
+		rt.system.Root.Send(self, &localInput{generation: gen, events: []orchestration.HistoryEvent{fired}})
+	})
+}
+
+// spawnActivity runs an activity as a child actor.
+func (g *grain) spawnActivity(c actor.Context, ev orchestration.HistoryEvent) {
+	if _, running := g.children[ev.EventID]; running {
+		return
+	}
+	ctx, cancel := context.WithCancel(g.rt.ctx)
+	a := &activityActor{
+		rt:         g.rt,
+		info:       ActivityInfo{InstanceID: g.id, Name: ev.Name, EventID: ev.EventID},
+		generation: g.generation,
+		input:      ev.Input,
+		ctx:        ctx,
+		cancel:     cancel,
+	}
+	pid := c.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(g.rt.pool)))
+	g.children[ev.EventID] = child{pid: pid, cancel: cancel}
+}
+
+func (g *grain) activityDone(c actor.Context, d *activityDone) {
+	delete(g.children, d.eventID)
+	if g.inst == nil || d.generation != g.generation {
+		return
+	}
+	ev := orchestration.HistoryEvent{Kind: orchestration.TaskCompleted, EventID: d.eventID, Result: d.result}
+	if d.failure != nil {
+		ev = orchestration.HistoryEvent{Kind: orchestration.TaskFailed, EventID: d.eventID, Failure: d.failure}
+	}
+	g.enqueue(c, []orchestration.HistoryEvent{ev}, nil)
+}
+
+// startChild asks a sub-orchestration's grain to start, in the background.
+// The request is idempotent, so it is simply repeated after a restart; a
+// child that has already finished answers with its outcome.
+func (g *grain) startChild(c actor.Context, ev orchestration.HistoryEvent) {
+	parentStart, _ := g.inst.Started()
+	start := orchestration.HistoryEvent{
+		Kind: orchestration.ExecutionStarted, Name: ev.Name, Version: ev.Version, InstanceID: ev.InstanceID, Input: ev.Input,
+		Parent:    &orchestration.ParentInstance{InstanceID: g.id, Name: parentStart.Name, EventID: ev.EventID},
+		RequestID: fmt.Sprintf("sub:%s:%d:%d", g.id, g.generation, ev.EventID),
+	}
+	msg := &grainpb.Start{ExecutionStarted: encodeEvent(&start)}
+	self, gen, rt, eventID := c.Self(), g.generation, g.rt, ev.EventID
+	outcome := func(ev orchestration.HistoryEvent) {
+		rt.system.Root.Send(self, &localInput{generation: gen, events: []orchestration.HistoryEvent{ev}})
+	}
+	failed := func(message string) {
+		outcome(orchestration.HistoryEvent{Kind: orchestration.SubOrchestrationInstanceFailed, EventID: eventID,
+			Failure: &orchestration.FailureDetails{ErrorType: "SubOrchestrationStartFailed", Message: message}})
+	}
+	go rt.retry("start sub-orchestration "+ev.InstanceID, func(ctx context.Context) (bool, error) {
+		reply, err := rt.grains.Request(ctx, Kind, start.InstanceID, msg)
+		if err != nil {
+			return false, err
+		}
+		switch r := reply.(type) {
+		case *grainpb.Ack:
+			if r.Completion != nil {
+				if done, ok := childOutcome(eventID, r.Completion); ok {
+					outcome(done)
+				}
+			}
+			return true, nil
+		case *grainpb.Error:
+			if r.Code == grainpb.Error_UNAVAILABLE {
+				return false, errors.New(r.Message)
+			}
+			failed(r.Message)
+			return true, nil
+		}
+		return false, fmt.Errorf("unexpected reply %T", reply)
+	})
+}
+
+// childOutcome turns a child's ExecutionCompleted into the parent's input.
+func childOutcome(eventID int32, completion *grainpb.Event) (orchestration.HistoryEvent, bool) {
+	events, err := decodeEvents([]*grainpb.Event{completion})
+	if err != nil {
+		return orchestration.HistoryEvent{}, false
+	}
+	return subOrchestrationOutcome(eventID, events[0]), true
+}
+
+func subOrchestrationOutcome(eventID int32, ec orchestration.HistoryEvent) orchestration.HistoryEvent {
+	if ec.Status == orchestration.StatusCompleted {
+		return orchestration.HistoryEvent{Kind: orchestration.SubOrchestrationInstanceCompleted, EventID: eventID, Result: ec.Result}
+	}
+	failure := ec.Failure
+	if failure == nil {
+		failure = &orchestration.FailureDetails{ErrorType: ec.Status.String(), Message: "sub-orchestration was " + ec.Status.String()}
+	}
+	return orchestration.HistoryEvent{Kind: orchestration.SubOrchestrationInstanceFailed, EventID: eventID, Failure: failure}
+}
+
+// completed reacts to the instance's end: running activities are cut
+// short, pending timers dropped, and a parent told.
+func (g *grain) completed(c actor.Context, ec orchestration.HistoryEvent) {
+	if ec.Status == orchestration.StatusContinuedAsNew {
+		return
+	}
+	for id, ch := range g.children {
+		ch.cancel()
+		c.Stop(ch.pid)
+		delete(g.children, id)
+	}
+	g.stopLocalTimers()
+	var stale []string
+	for _, p := range g.inst.Pending() {
+		if p.Kind == orchestration.TimerCreated {
+			stale = append(stale, timerID(g.id, g.generation, p.EventID))
+		}
+	}
+	start, _ := g.inst.Started()
+	rt := g.rt
+	if len(stale) > 0 {
+		go func() {
+			for _, id := range stale {
+				ctx, cancel := context.WithTimeout(rt.ctx, 10*time.Second)
+				if err := rt.bus.Unschedule(ctx, id); err != nil {
+					rt.log.Debug("dropping a timer of a finished instance failed", "timer", id, "error", err)
+				}
+				cancel()
+			}
+		}()
+	}
+	if start.Parent == nil {
+		return
+	}
+	parent, done := start.Parent.InstanceID, subOrchestrationOutcome(start.Parent.EventID, ec)
+	msg := &grainpb.Deliver{Events: []*grainpb.Event{encodeEvent(&done)}}
+	go rt.retry("notify parent "+parent, func(ctx context.Context) (bool, error) {
+		reply, err := rt.grains.Request(ctx, Kind, parent, msg)
+		if err != nil {
+			return false, err
+		}
+		if e, ok := reply.(*grainpb.Error); ok && e.Code == grainpb.Error_UNAVAILABLE {
+			return false, errors.New(e.Message)
+		}
+		return true, nil // recorded, or the parent has moved on
+	})
+}
+
+// continueAsNew switches to the new generation that the last append
+// started, and runs it.
+func (g *grain) continueAsNew(c actor.Context, events []orchestration.HistoryEvent) {
+	for id, ch := range g.children {
+		ch.cancel()
+		c.Stop(ch.pid)
+		delete(g.children, id)
+	}
+	g.stopLocalTimers()
+	g.inst.Close()
+	inst := orchestration.NewInstance(g.rt.reg, g.rt.executor)
+	next, err := inst.Replay(events)
+	g.setInstance(inst)
+	if err != nil {
+		g.rt.log.Error("starting the next generation failed", "instance", g.id, "error", err)
+		return
+	}
+	if len(next.Events) > 0 {
+		g.appendEpisode(c, next, nil, false, nil)
+	}
+}
+
+// wake makes sure nothing recorded is left undone: it runs on activation
+// and after a restart the engine sends it to instances whose latest
+// decisions may not have been carried out.
+func (g *grain) wake(c actor.Context) {
+	if g.inst != nil && len(g.lastEpisode) > 0 {
+		timers, sends := g.busActs(c, g.lastEpisode)
+		epoch := g.rt.acted.begin()
+		rt := g.rt
+		go func() {
+			defer rt.acted.end(epoch)
+			rt.sendBus(timers, sends)
+		}()
+	}
+	c.Respond(g.ack())
+}
+
+// ack is the answer to a request whose inputs are recorded.
+func (g *grain) ack() *grainpb.Ack {
+	a := &grainpb.Ack{Position: g.position}
+	if g.inst == nil {
+		return a
+	}
+	status := g.inst.Status()
+	a.Status = int32(status)
+	if status.IsTerminal() {
+		out, failure := g.inst.Output()
+		ec := orchestration.HistoryEvent{Kind: orchestration.ExecutionCompleted, Status: status, Result: out, Failure: failure}
+		a.Completion = encodeEvent(&ec)
+	}
+	return a
+}
+
+func (g *grain) reply(c actor.Context, to []*actor.PID, msg any) {
+	for _, pid := range to {
+		if pid != nil {
+			c.Send(pid, msg)
+		}
+	}
+}
+
+// passivate stops an idle grain to free its memory; the next message
+// activates it again from the stream.
+func (g *grain) passivate(c actor.Context) {
+	if g.appending || len(g.queue) > 0 || len(g.children) > 0 {
+		return
+	}
+	c.Stop(c.Self())
+}
+
+func (g *grain) stopLocalTimers() {
+	for id, t := range g.timers {
+		t.Stop()
+		delete(g.timers, id)
+	}
+}
+
+func (g *grain) stop() {
+	for _, ch := range g.children {
+		ch.cancel()
+	}
+	g.stopLocalTimers()
+	if g.inst != nil {
+		g.inst.Close()
+	}
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/durableactor/durable"
+	"github.com/durableactor/durable/orchestration"
+)
+
+// engineFor opens an engine on the embedded defaults in a temporary
+// directory (or -dir), with the bench's orchestrations.
+func engineFor(ctx context.Context, cfg config, tweak func(*durable.Config)) (*durable.Engine, func(), error) {
+	dir := cfg.dir
+	temporary := dir == ""
+	if temporary {
+		var err error
+		if dir, err = os.MkdirTemp("", "durable-bench-*"); err != nil {
+			return nil, nil, err
+		}
+	}
+	reg := durable.NewRegistry()
+	echo := durable.RegisterActivity(reg, "Echo", func(_ context.Context, n int) (int, error) { return n + 1, nil })
+	durable.RegisterOrchestrator(reg, "Chain3", func(ctx *orchestration.Context, n int) (int, error) {
+		for range 3 {
+			var err error
+			if n, err = echo.Call(ctx, n).Await(); err != nil {
+				return 0, err
+			}
+		}
+		return n, nil
+	})
+	durable.RegisterOrchestrator(reg, "FanOut", func(ctx *orchestration.Context, width int) (int, error) {
+		tasks := make([]orchestration.Awaitable, width)
+		for i := range width {
+			tasks[i] = echo.Call(ctx, i)
+		}
+		if err := ctx.WhenAll(tasks...).Await(nil); err != nil {
+			return 0, err
+		}
+		sum := 0
+		for _, t := range tasks {
+			v, _ := t.(orchestration.Future[int]).Await()
+			sum += v
+		}
+		return sum, nil
+	})
+	durable.RegisterOrchestrator(reg, "Parked", func(ctx *orchestration.Context, n int) (string, error) {
+		if n%2 == 0 {
+			return "timer", orchestration.Sleep(ctx, 72*time.Hour)
+		}
+		return orchestration.WaitForEvent[string](ctx, "Approval").Await()
+	})
+	dcfg := durable.Config{Dir: dir, Registry: reg, Logger: cfg.log}
+	if tweak != nil {
+		tweak(&dcfg)
+	}
+	e, err := durable.Open(ctx, dcfg)
+	if err == nil {
+		err = e.Start(ctx)
+	}
+	if err != nil {
+		if temporary {
+			os.RemoveAll(dir)
+		}
+		return nil, nil, err
+	}
+	return e, func() {
+		e.Stop(context.Background())
+		if temporary {
+			os.RemoveAll(dir)
+		}
+	}, nil
+}
+
+// load starts orchestrations from inflight goroutines for the duration
+// and waits for each to complete, recording start-to-completion latency.
+func load(ctx context.Context, c *durable.Client, inflight int, duration time.Duration, name string, input func(i int) any, check func(i int, st *durable.Status) error) ([]time.Duration, time.Duration, error) {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		firstErr  error
+		next      atomic.Int64
+		wg        sync.WaitGroup
+	)
+	deadline := time.Now().Add(duration)
+	start := time.Now()
+	for range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				i := int(next.Add(1))
+				began := time.Now()
+				id, err := c.Start(ctx, name, input(i))
+				if err == nil {
+					var st *durable.Status
+					if st, err = c.Wait(ctx, id); err == nil {
+						err = check(i, st)
+					}
+				}
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				latencies = append(latencies, time.Since(began))
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return latencies, time.Since(start), firstErr
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
+}
+
+func runChain(ctx context.Context, cfg config) ([]result, error) {
+	e, closeEngine, err := engineFor(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer closeEngine()
+	inflight := orDefault(cfg.inflight, 500)
+	lat, elapsed, err := load(ctx, e.Client(), inflight, cfg.duration, "Chain3",
+		func(i int) any { return i },
+		func(i int, st *durable.Status) error {
+			var out int
+			if err := st.DecodeOutput(&out); err != nil || st.RuntimeStatus != orchestration.StatusCompleted || out != i+3 {
+				return fmt.Errorf("chain %d ended %s with %s (%v)", i, st.RuntimeStatus, st.Output, st.Failure)
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(lat)
+	n := float64(len(lat))
+	return []result{{
+		Scenario: "chain",
+		Params:   map[string]any{"activities": 3, "inflight": inflight},
+		Metrics: map[string]float64{
+			"orchestrations_per_sec": n / elapsed.Seconds(),
+			"activities_per_sec":     3 * n / elapsed.Seconds(),
+			"p50_ms":                 ms(percentile(lat, 0.50)),
+			"p99_ms":                 ms(percentile(lat, 0.99)),
+		},
+	}}, nil
+}
+
+func runFanOut(ctx context.Context, cfg config) ([]result, error) {
+	e, closeEngine, err := engineFor(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer closeEngine()
+	width := orDefault(cfg.width, 100)
+	inflight := orDefault(cfg.inflight, 20)
+	want := width * (width + 1) / 2
+	lat, elapsed, err := load(ctx, e.Client(), inflight, cfg.duration, "FanOut",
+		func(int) any { return width },
+		func(i int, st *durable.Status) error {
+			var out int
+			if err := st.DecodeOutput(&out); err != nil || st.RuntimeStatus != orchestration.StatusCompleted || out != want {
+				return fmt.Errorf("fan-out %d ended %s with %s (%v)", i, st.RuntimeStatus, st.Output, st.Failure)
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(lat)
+	n := float64(len(lat))
+	return []result{{
+		Scenario: "fanout",
+		Params:   map[string]any{"width": width, "inflight": inflight},
+		Metrics: map[string]float64{
+			"orchestrations_per_sec": n / elapsed.Seconds(),
+			"activities_per_sec":     float64(width) * n / elapsed.Seconds(),
+			"p50_ms":                 ms(percentile(lat, 0.50)),
+			"p99_ms":                 ms(percentile(lat, 0.99)),
+		},
+	}}, nil
+}
+
+// runParked starts many instances that wait on a 72-hour timer or an
+// event, lets them passivate, and reports the memory they hold.
+func runParked(ctx context.Context, cfg config) ([]result, error) {
+	instances := orDefault(cfg.instances, 100_000)
+	e, closeEngine, err := engineFor(ctx, cfg, func(c *durable.Config) { c.IdleTimeout = time.Second })
+	if err != nil {
+		return nil, err
+	}
+	defer closeEngine()
+	c := e.Client()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)); i <= instances; i = int(next.Add(1)) {
+				if _, err := c.Start(ctx, "Parked", i, durable.WithInstanceID(fmt.Sprintf("parked-%d", i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	started := time.Since(start)
+	// Every instance must be running (waiting), none done.
+	for _, i := range []int{1, 2, instances / 2, instances} {
+		st, err := c.Status(ctx, fmt.Sprintf("parked-%d", i))
+		if err != nil {
+			return nil, err
+		}
+		if st.RuntimeStatus != orchestration.StatusRunning {
+			return nil, fmt.Errorf("parked instance %d is %s", i, st.RuntimeStatus)
+		}
+	}
+	// Let the grains passivate, then measure what stays.
+	for deadline := time.Now().Add(time.Minute); e.ActiveInstances() > 0; {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%d instances still active a minute after they were parked", e.ActiveInstances())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	return []result{{
+		Scenario: "parked",
+		Params:   map[string]any{"instances": instances},
+		Metrics: map[string]float64{
+			"rss_mib":        rssMiB(),
+			"starts_per_sec": float64(instances) / started.Seconds(),
+		},
+	}}, nil
+}

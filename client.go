@@ -1,0 +1,383 @@
+package durable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/durableactor/durable/actors"
+	"github.com/durableactor/durable/delivery"
+	"github.com/durableactor/durable/eventstore"
+	"github.com/durableactor/durable/index"
+	"github.com/durableactor/durable/internal/grainpb"
+	"github.com/durableactor/durable/internal/history"
+	"github.com/durableactor/durable/orchestration"
+)
+
+// Client starts orchestrations and queries and controls them. Status
+// reads come from the instance index, without activating instances, and a
+// client always sees its own completed writes.
+type Client struct {
+	e *Engine
+
+	mu sync.Mutex
+	// written is the global position of this client's latest recorded
+	// write; reads wait until the index has applied it.
+	written uint64
+}
+
+// StartOption configures Start.
+type StartOption func(*startOptions)
+
+type startOptions struct {
+	instanceID string
+	startAt    time.Time
+	version    string
+	requestID  string
+}
+
+// WithInstanceID sets the instance ID; by default it is a random 32-digit
+// hex string.
+func WithInstanceID(id string) StartOption { return func(o *startOptions) { o.instanceID = id } }
+
+// WithStartTime delays the start until t; until then the instance is Pending.
+func WithStartTime(t time.Time) StartOption { return func(o *startOptions) { o.startAt = t } }
+
+// WithVersion stamps the instance with a version its code can read.
+func WithVersion(v string) StartOption { return func(o *startOptions) { o.version = v } }
+
+// WithRequestID makes Start idempotent: a start retried with the same
+// request ID (after a timeout, say) is answered like the first, instead of
+// failing because the instance already runs.
+func WithRequestID(id string) StartOption { return func(o *startOptions) { o.requestID = id } }
+
+// Start starts an orchestration and returns its instance ID once the start
+// is recorded. Starting an ID whose instance runs is ErrInstanceExists; an
+// instance that has finished starts over.
+func (c *Client) Start(ctx context.Context, name string, input any, opts ...StartOption) (string, error) {
+	var o startOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.instanceID == "" {
+		o.instanceID = strings.ReplaceAll(uuid.NewString(), "-", "")
+	}
+	if err := ValidateInstanceID(o.instanceID); err != nil {
+		return "", err
+	}
+	if _, ok := c.e.cfg.Registry.Orchestrators().Get(name); !ok {
+		return "", fmt.Errorf("%w: no orchestrator is registered under the name %q", ErrUnknownOrchestrator, name)
+	}
+	data, err := c.encode("input", input)
+	if err != nil {
+		return "", err
+	}
+	if o.requestID == "" {
+		o.requestID = uuid.NewString()
+	}
+	es := orchestration.HistoryEvent{
+		Kind: orchestration.ExecutionStarted, Name: name, Version: o.version, InstanceID: o.instanceID,
+		Input: data, RequestID: o.requestID,
+	}
+	if !o.startAt.IsZero() {
+		es.FireAt = o.startAt.UTC()
+	}
+	msg := &grainpb.Start{ExecutionStarted: &grainpb.Event{Type: history.EventType(es.Kind), Data: history.Append(nil, &es)}}
+	if _, err := c.call(ctx, o.instanceID, msg); err != nil {
+		return "", err
+	}
+	return o.instanceID, nil
+}
+
+// call sends a request to an instance's grain and records the position of
+// what it wrote.
+func (c *Client) call(ctx context.Context, id string, msg proto.Message) (*grainpb.Ack, error) {
+	if c.e.isStopped() {
+		return nil, ErrStopped
+	}
+	reply, err := c.e.cluster.Request(ctx, actors.Kind, id, msg)
+	if err != nil {
+		return nil, fmt.Errorf("durable: instance %q: %w", id, err)
+	}
+	switch r := reply.(type) {
+	case *grainpb.Ack:
+		c.wrote(r.Position)
+		return r, nil
+	case *grainpb.Error:
+		return nil, replyError(r)
+	}
+	return nil, fmt.Errorf("durable: instance %q answered with %T", id, reply)
+}
+
+func replyError(e *grainpb.Error) error {
+	var base error
+	switch e.Code {
+	case grainpb.Error_NOT_FOUND:
+		base = ErrInstanceNotFound
+	case grainpb.Error_ALREADY_RUNNING:
+		base = ErrInstanceExists
+	case grainpb.Error_NOT_RUNNING:
+		base = ErrInstanceNotRunning
+	case grainpb.Error_INVALID:
+		return errors.New("durable: " + e.Message)
+	default:
+		return errors.New("durable: instance unavailable: " + e.Message)
+	}
+	return fmt.Errorf("%w: %s", base, e.Message)
+}
+
+func (c *Client) wrote(position uint64) {
+	c.mu.Lock()
+	c.written = max(c.written, position)
+	c.mu.Unlock()
+}
+
+// caughtUp waits until the index holds this client's writes.
+func (c *Client) caughtUp(ctx context.Context) error {
+	c.mu.Lock()
+	written := c.written
+	c.mu.Unlock()
+	return c.e.index.WaitFor(ctx, written)
+}
+
+// encode marshals a payload with the registry's converter and checks its size.
+func (c *Client) encode(what string, v any) ([]byte, error) {
+	data, err := c.e.cfg.Registry.Converter().Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("durable: encode %s: %w", what, err)
+	}
+	if limit := c.e.cfg.Orchestration.MaxPayloadSize; len(data) > limit {
+		return nil, &PayloadTooLargeError{What: what, Size: len(data), Limit: limit}
+	}
+	return data, nil
+}
+
+// Status is an orchestration instance's state, as the HTTP status API
+// shows it.
+type Status struct {
+	InstanceID       string
+	Name             string
+	Version          string
+	RuntimeStatus    orchestration.Status
+	ParentInstanceID string
+	// Input, Output and CustomStatus are encoded by the registry's
+	// converter; the Decode methods decode them.
+	Input        []byte
+	Output       []byte
+	CustomStatus []byte
+	Failure      *orchestration.FailureDetails
+	CreatedAt    time.Time
+	LastUpdated  time.Time
+
+	conv orchestration.Converter
+}
+
+// DecodeInput decodes the instance's input into v.
+func (s *Status) DecodeInput(v any) error { return s.conv.Unmarshal(s.Input, v) }
+
+// DecodeOutput decodes the instance's output into v.
+func (s *Status) DecodeOutput(v any) error { return s.conv.Unmarshal(s.Output, v) }
+
+// DecodeCustomStatus decodes the instance's custom status into v.
+func (s *Status) DecodeCustomStatus(v any) error { return s.conv.Unmarshal(s.CustomStatus, v) }
+
+// Status returns an instance's status, or ErrInstanceNotFound.
+func (c *Client) Status(ctx context.Context, id string) (*Status, error) {
+	if err := ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	if err := c.caughtUp(ctx); err != nil {
+		return nil, err
+	}
+	in, ok := c.e.index.Get(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrInstanceNotFound, id)
+	}
+	st := &Status{
+		InstanceID: id, Name: in.Name, Version: in.Version, RuntimeStatus: in.Status, ParentInstanceID: in.ParentID,
+		CreatedAt: in.Created, LastUpdated: in.LastUpdated, conv: c.e.cfg.Registry.Converter(),
+	}
+	st.Input, st.Output, st.CustomStatus, st.Failure = in.Input, in.Output, in.CustomStatus, in.Failure
+	// Large payloads are read from the stream.
+	stream := index.StreamName(id)
+	if !in.InlineInput() {
+		start, err := c.readEvent(ctx, stream, int64(in.StartRevision))
+		if err != nil {
+			return nil, err
+		}
+		st.Input = start.Input
+	}
+	if in.CompletionRevision != index.NoRevision && !in.InlineOutput() {
+		ec, err := c.readEvent(ctx, stream, in.CompletionRevision)
+		if err != nil {
+			return nil, err
+		}
+		st.Output = ec.Result
+	}
+	if in.CustomStatusRevision != index.NoRevision && !in.InlineCustomStatus() {
+		oc, err := c.readEvent(ctx, stream, in.CustomStatusRevision)
+		if err != nil {
+			return nil, err
+		}
+		st.CustomStatus = oc.CustomStatus
+	}
+	return st, nil
+}
+
+// readEvent reads one history event of a stream.
+func (c *Client) readEvent(ctx context.Context, stream string, revision int64) (orchestration.HistoryEvent, error) {
+	var d history.Decoder
+	for rec, err := range c.e.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{From: eventstore.FromRevision(uint64(revision)), Limit: 1}) {
+		if err != nil {
+			return orchestration.HistoryEvent{}, fmt.Errorf("durable: read %s@%d: %w", stream, revision, err)
+		}
+		var ev orchestration.HistoryEvent
+		if err := d.Decode(rec.Type, rec.Data, &ev); err != nil {
+			return ev, err
+		}
+		return ev, nil
+	}
+	return orchestration.HistoryEvent{}, fmt.Errorf("durable: %s@%d is gone (the instance restarted)", stream, revision)
+}
+
+// Wait waits until an instance completes, fails or is terminated and
+// returns its final status.
+func (c *Client) Wait(ctx context.Context, id string) (*Status, error) {
+	if err := ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	if err := c.caughtUp(ctx); err != nil {
+		return nil, err
+	}
+	if _, ok := c.e.index.Get(id); !ok {
+		return nil, fmt.Errorf("%w: %q", ErrInstanceNotFound, id)
+	}
+	select {
+	case <-c.e.index.Ended(id):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return c.Status(ctx, id)
+}
+
+// RaiseEvent sends an external event to a running instance. It returns
+// once the event is durably queued; the instance records it shortly after.
+func (c *Client) RaiseEvent(ctx context.Context, id, name string, payload any) error {
+	if name == "" {
+		return errors.New("durable: event name is empty")
+	}
+	data, err := c.encode("event payload", payload)
+	if err != nil {
+		return err
+	}
+	return c.send(ctx, id, "EventRaised", orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: name, Input: data})
+}
+
+// Terminate ends a running instance at its next episode; its output is the
+// reason.
+func (c *Client) Terminate(ctx context.Context, id, reason string) error {
+	return c.control(ctx, id, orchestration.ExecutionTerminated, reason)
+}
+
+// Suspend pauses a running instance: inputs are held until Resume.
+func (c *Client) Suspend(ctx context.Context, id, reason string) error {
+	return c.control(ctx, id, orchestration.ExecutionSuspended, reason)
+}
+
+// Resume continues a suspended instance.
+func (c *Client) Resume(ctx context.Context, id, reason string) error {
+	return c.control(ctx, id, orchestration.ExecutionResumed, reason)
+}
+
+func (c *Client) control(ctx context.Context, id string, kind orchestration.EventKind, reason string) error {
+	var data []byte
+	if reason != "" {
+		var err error
+		if data, err = c.encode("reason", reason); err != nil {
+			return err
+		}
+	}
+	return c.send(ctx, id, kind.String(), orchestration.HistoryEvent{Kind: kind, Input: data})
+}
+
+// send publishes an input for a running instance on the message bus.
+func (c *Client) send(ctx context.Context, id, typ string, ev orchestration.HistoryEvent) error {
+	if c.e.isStopped() {
+		return ErrStopped
+	}
+	st, err := c.Status(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.RuntimeStatus.IsTerminal() {
+		return fmt.Errorf("%w: %q is %s", ErrInstanceNotRunning, id, st.RuntimeStatus)
+	}
+	ev.RequestID = uuid.NewString()
+	msg, err := actors.DeliverMessage(ev.RequestID, id, typ, ev)
+	if err != nil {
+		return err
+	}
+	return c.e.bus.Publish(ctx, delivery.Events, msg)
+}
+
+// History returns an instance's recorded history (of its current
+// generation, after a ContinueAsNew).
+func (c *Client) History(ctx context.Context, id string) ([]orchestration.HistoryEvent, error) {
+	if err := ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	if err := c.caughtUp(ctx); err != nil {
+		return nil, err
+	}
+	var d history.Decoder
+	var out []orchestration.HistoryEvent
+	for rec, err := range c.e.store.ReadStream(ctx, index.StreamName(id), eventstore.ReadStreamOptions{}) {
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return nil, fmt.Errorf("%w: %q", ErrInstanceNotFound, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var ev orchestration.HistoryEvent
+		if err := d.Decode(rec.Type, rec.Data, &ev); err != nil {
+			return nil, err
+		}
+		if ev.Timestamp.IsZero() {
+			ev.Timestamp = rec.Created
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// ValidateInstanceID reports whether durable accepts id as an instance ID:
+// 1 to 256 bytes of UTF-8 without control characters or / \ # ?, not
+// starting with '@' (kept for entities), as Durable Functions requires.
+func ValidateInstanceID(id string) error {
+	reason := ""
+	switch {
+	case id == "":
+		reason = "empty"
+	case len(id) > 256:
+		reason = "longer than 256 bytes"
+	case !utf8.ValidString(id):
+		reason = "not valid UTF-8"
+	case strings.HasPrefix(id, "@"):
+		reason = "IDs starting with '@' are reserved for entities"
+	case strings.ContainsAny(id, `/\#?`):
+		reason = `contains one of / \ # ?`
+	case strings.IndexFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
+		reason = "contains a control character"
+	}
+	if reason != "" {
+		return &InvalidInstanceIDError{ID: id, Reason: reason}
+	}
+	return nil
+}

@@ -1,0 +1,328 @@
+// Package index is the instance index: a projection of the event store's
+// global log that knows, for every orchestration instance, its name, status,
+// times and pending work, without activating its grain.
+//
+// Status queries read it (and fetch payloads from the instance's stream on
+// demand, so the index itself stays small), and after a crash the engine
+// asks it which instances have work in flight and must be woken. Like
+// everything derived in durable, it is rebuilt from the store: Open catches
+// up on the global log, then follows it.
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/durableactor/durable/eventstore"
+	"github.com/durableactor/durable/internal/history"
+	"github.com/durableactor/durable/orchestration"
+)
+
+// StreamPrefix is the category of orchestration instance streams.
+const StreamPrefix = "orchestration-"
+
+// StreamName returns the stream of an instance.
+func StreamName(instanceID string) string { return StreamPrefix + instanceID }
+
+// NoRevision marks a revision the index has not seen.
+const NoRevision int64 = -1
+
+// Instance is what the index knows of one orchestration instance.
+type Instance struct {
+	ID         string
+	Name       string
+	Version    string
+	Status     orchestration.Status
+	Generation int32
+	ParentID   string
+	// Created is when the current generation's ExecutionStarted was
+	// recorded; LastUpdated when the latest event was.
+	Created     time.Time
+	LastUpdated time.Time
+	// Revisions in the instance's stream of the events that hold payloads:
+	// the input (ExecutionStarted), the output or failure
+	// (ExecutionCompleted) and the custom status (OrchestratorCompleted).
+	StartRevision        uint64
+	CompletionRevision   int64
+	CustomStatusRevision int64
+	// Small payloads are kept here, so a status query needs no read; those
+	// over MaxInlinePayload are read from the stream by revision.
+	Input, Output, CustomStatus []byte
+	Failure                     *orchestration.FailureDetails
+	inputInline, outputInline   bool
+	customInline                bool
+	// PendingTasks counts activities and sub-orchestrations scheduled and
+	// not yet completed.
+	PendingTasks int
+	// LastPosition is the global position of the instance's latest event.
+	LastPosition uint64
+}
+
+// Index is the projection. It is safe for concurrent use.
+type Index struct {
+	store eventstore.Store
+	log   *slog.Logger
+
+	mu        sync.RWMutex
+	instances map[string]*Instance
+	applied   uint64
+	changed   chan struct{}
+	err       error
+	// ended holds channels closed when an instance ends, for Wait.
+	ended map[string]chan struct{}
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Open builds the index from the store and keeps it current until Close.
+func Open(ctx context.Context, store eventstore.Store, logger *slog.Logger) (*Index, error) {
+	x := &Index{
+		store:     store,
+		log:       logger,
+		instances: make(map[string]*Instance),
+		changed:   make(chan struct{}),
+		ended:     make(map[string]chan struct{}),
+		done:      make(chan struct{}),
+	}
+	var dec history.Decoder
+	filter := eventstore.Filter{StreamPrefixes: []string{StreamPrefix}}
+	for ev, err := range store.ReadAll(ctx, eventstore.ReadAllOptions{Filter: filter}) {
+		if err != nil {
+			return nil, fmt.Errorf("index: catch up: %w", err)
+		}
+		if err := x.apply(&dec, &ev); err != nil {
+			return nil, err
+		}
+	}
+	follow, cancel := context.WithCancel(context.Background())
+	x.cancel = cancel
+	go x.follow(follow, filter)
+	return x, nil
+}
+
+// follow applies new events until Close.
+func (x *Index) follow(ctx context.Context, filter eventstore.Filter) {
+	defer close(x.done)
+	var dec history.Decoder
+	x.mu.RLock()
+	from := eventstore.FromPosition(x.applied)
+	x.mu.RUnlock()
+	for ev, err := range x.store.SubscribeToAll(ctx, eventstore.SubscribeAllOptions{From: from, Filter: filter}) {
+		if err != nil {
+			if ctx.Err() == nil {
+				x.fail(fmt.Errorf("index: subscription ended: %w", err))
+			}
+			return
+		}
+		if err := x.apply(&dec, &ev); err != nil {
+			x.fail(err)
+			return
+		}
+	}
+}
+
+func (x *Index) fail(err error) {
+	x.log.Error("instance index stopped", "error", err)
+	x.mu.Lock()
+	x.err = err
+	close(x.changed)
+	x.changed = make(chan struct{})
+	x.mu.Unlock()
+}
+
+// apply folds one stored event into the index.
+func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) error {
+	id, ok := strings.CutPrefix(rec.Stream, StreamPrefix)
+	if !ok {
+		return nil
+	}
+	var ev orchestration.HistoryEvent
+	if err := dec.Decode(rec.Type, rec.Data, &ev); err != nil {
+		return fmt.Errorf("index: %s@%d: %w", rec.Stream, rec.Revision, err)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	in := x.instances[id]
+	if in == nil {
+		if ev.Kind != orchestration.ExecutionStarted {
+			// The start was truncated away (ContinueAsNew); the new
+			// generation's ExecutionStarted follows.
+			x.advance(rec.Position)
+			return nil
+		}
+		in = &Instance{ID: id}
+		x.instances[id] = in
+	}
+	switch ev.Kind {
+	case orchestration.ExecutionStarted:
+		*in = Instance{
+			ID: id, Name: ev.Name, Version: ev.Version, Status: orchestration.StatusPending,
+			Generation: ev.Generation, Created: rec.Created, StartRevision: rec.Revision,
+			CompletionRevision: NoRevision, CustomStatusRevision: NoRevision,
+		}
+		in.Input, in.inputInline = inline(ev.Input)
+		if ev.Parent != nil {
+			in.ParentID = ev.Parent.InstanceID
+		}
+	case orchestration.OrchestratorCompleted:
+		// An episode ran: a pending instance has started.
+		if in.Status == orchestration.StatusPending {
+			in.Status = orchestration.StatusRunning
+		}
+		if ev.CustomStatus != nil {
+			in.CustomStatusRevision = int64(rec.Revision)
+			in.CustomStatus, in.customInline = inline(ev.CustomStatus)
+		}
+	case orchestration.TaskScheduled, orchestration.SubOrchestrationInstanceCreated:
+		in.PendingTasks++
+	case orchestration.TaskCompleted, orchestration.TaskFailed,
+		orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed:
+		in.PendingTasks = max(0, in.PendingTasks-1)
+	case orchestration.ExecutionSuspended:
+		if !in.Status.IsTerminal() {
+			in.Status = orchestration.StatusSuspended
+		}
+	case orchestration.ExecutionResumed:
+		if in.Status == orchestration.StatusSuspended {
+			in.Status = orchestration.StatusRunning
+		}
+	case orchestration.ExecutionCompleted:
+		in.Status = ev.Status
+		in.CompletionRevision = int64(rec.Revision)
+		in.PendingTasks = 0
+		in.Output, in.outputInline = inline(ev.Result)
+		in.Failure = ev.Failure
+		if ch, ok := x.ended[id]; ok && ev.Status.IsTerminal() {
+			close(ch)
+			delete(x.ended, id)
+		}
+	}
+	in.LastUpdated = rec.Created
+	in.LastPosition = rec.Position
+	x.advance(rec.Position)
+	return nil
+}
+
+// MaxInlinePayload is the largest payload the index keeps in memory.
+const MaxInlinePayload = 512
+
+// inline copies a small payload (decoded events alias the store's bytes)
+// and reports whether it is held; a large one is left to be read.
+func inline(b []byte) ([]byte, bool) {
+	if len(b) > MaxInlinePayload {
+		return nil, false
+	}
+	return slices.Clone(b), true
+}
+
+// InlineInput reports whether Input holds the input (else read it from
+// StartRevision); likewise for the output and the custom status.
+func (in *Instance) InlineInput() bool        { return in.inputInline }
+func (in *Instance) InlineOutput() bool       { return in.outputInline }
+func (in *Instance) InlineCustomStatus() bool { return in.customInline }
+
+// advance records that everything up to position is applied; the caller
+// holds the lock.
+func (x *Index) advance(position uint64) {
+	x.applied = position
+	close(x.changed)
+	x.changed = make(chan struct{})
+}
+
+// Get returns what the index knows of an instance.
+func (x *Index) Get(id string) (Instance, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	in, ok := x.instances[id]
+	if !ok {
+		return Instance{}, false
+	}
+	return *in, true
+}
+
+// Ended returns a channel that is closed once the instance has completed,
+// failed or been terminated (at once if it has).
+func (x *Index) Ended(id string) <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if in, ok := x.instances[id]; ok && in.Status.IsTerminal() {
+		return closedChan
+	}
+	ch, ok := x.ended[id]
+	if !ok {
+		ch = make(chan struct{})
+		x.ended[id] = ch
+	}
+	return ch
+}
+
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// Changes returns a channel closed at the next change to the index.
+func (x *Index) Changes() <-chan struct{} {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.changed
+}
+
+// ErrStopped is matched by the error WaitFor returns when the index stopped
+// following the store.
+var ErrStopped = errors.New("index: stopped")
+
+// WaitFor returns once the index has applied the event at position, so a
+// client reads its own writes.
+func (x *Index) WaitFor(ctx context.Context, position uint64) error {
+	for {
+		x.mu.RLock()
+		applied, changed, err := x.applied, x.changed, x.err
+		x.mu.RUnlock()
+		if applied >= position {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrStopped, err)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Applied returns the position of the last event applied.
+func (x *Index) Applied() uint64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.applied
+}
+
+// Select returns the IDs of the instances for which keep returns true.
+func (x *Index) Select(keep func(*Instance) bool) []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var ids []string
+	for id, in := range x.instances {
+		if keep(in) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Close stops following the store.
+func (x *Index) Close() {
+	x.cancel()
+	<-x.done
+}
