@@ -42,6 +42,7 @@ func ActivityInfoFrom(ctx context.Context) (ActivityInfo, bool) {
 // message. So many scheduled activities cost memory for their actors, not
 // goroutines.
 type limiter struct {
+	slots   int
 	mu      sync.Mutex
 	free    int
 	queue   []*actor.PID
@@ -50,7 +51,7 @@ type limiter struct {
 }
 
 func newLimiter(slots int, grant func(*actor.PID)) *limiter {
-	return &limiter{free: slots, granted: make(map[*actor.PID]struct{}), grant: grant}
+	return &limiter{slots: slots, free: slots, granted: make(map[*actor.PID]struct{}), grant: grant}
 }
 
 // acquire takes a slot for pid, or queues it; it reports whether pid may
@@ -99,8 +100,17 @@ func (l *limiter) running() int {
 	return len(l.granted)
 }
 
-// runActivity is the message that lets an activity actor run.
+// runActivity is the message that lets a runner with a job go: its slot
+// was granted.
 type runActivity struct{}
+
+// activityJob is one activity call, sent by a grain to one of its runners.
+type activityJob struct {
+	info       ActivityInfo
+	generation int32
+	input      []byte
+	ctx        context.Context
+}
 
 // activityDone carries an activity's outcome to its instance's grain.
 type activityDone struct {
@@ -108,41 +118,48 @@ type activityDone struct {
 	generation int32
 	result     []byte
 	failure    *orchestration.FailureDetails
+	runner     *actor.PID
 }
 
-// activityActor runs one activity call as a child of its instance's grain.
-type activityActor struct {
-	rt         *Runtime
-	info       ActivityInfo
-	generation int32
-	input      []byte
-	ctx        context.Context
-	cancel     context.CancelFunc
-	done       bool
+// runner is a child actor of a grain that runs the grain's activities one
+// at a time, waiting for a node-wide slot before each. A grain keeps its
+// runners and hands them job after job, so a chain or a fan-out does not
+// pay for spawning and stopping an actor per activity.
+type runner struct {
+	rt      *Runtime
+	job     *activityJob
+	granted bool
 }
 
-func (a *activityActor) Receive(c actor.Context) {
-	switch c.Message().(type) {
-	case *actor.Started:
-		if a.rt.limiter.acquire(c.Self()) {
-			c.Send(c.Self(), runActivity{})
+func (r *runner) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *activityJob:
+		r.job = m
+		if r.rt.limiter.acquire(c.Self()) {
+			r.run(c)
 		}
 	case runActivity:
-		if a.rt.draining.Load() {
-			c.Stop(c.Self()) // the engine is stopping: the activity stays pending
-			return
-		}
-		result, failure := a.rt.runActivity(a.ctx, a.info, a.input)
-		c.Send(c.Parent(), &activityDone{eventID: a.info.EventID, generation: a.generation, result: result, failure: failure})
-		a.done = true
-		a.rt.limiter.release(c.Self())
-		c.Stop(c.Self())
+		r.run(c)
 	case *actor.Stopping:
-		a.cancel()
-		if !a.done {
-			a.rt.limiter.release(c.Self())
+		if r.job != nil {
+			r.rt.limiter.release(c.Self())
 		}
 	}
+}
+
+func (r *runner) run(c actor.Context) {
+	job := r.job
+	r.job = nil
+	done := &activityDone{eventID: job.info.EventID, generation: job.generation, runner: c.Self()}
+	if r.rt.draining.Load() {
+		// The engine is stopping: the activity stays pending and runs
+		// after the next start.
+		r.rt.limiter.release(c.Self())
+		return
+	}
+	done.result, done.failure = r.rt.runActivity(job.ctx, job.info, job.input)
+	r.rt.limiter.release(c.Self())
+	c.Send(c.Parent(), done)
 }
 
 // runActivity calls the activity, turning errors and panics into failure

@@ -39,14 +39,15 @@ type grain struct {
 	waiters   []*actor.PID
 	tick      bool // run an episode without inputs (a scheduled start)
 	appending bool
-	children  map[int32]child
-	timers    map[int32]*time.Timer
-	broken    error
-}
-
-type child struct {
-	pid    *actor.PID
-	cancel context.CancelFunc
+	// jobs are the activity calls handed to runners or waiting for one,
+	// by event ID; waiting holds those without a runner yet, idle the
+	// runners without a job.
+	jobs    map[int32]context.CancelFunc
+	waiting []*activityJob
+	idle    []*actor.PID
+	runners int
+	timers  map[int32]*time.Timer
+	broken  error
 }
 
 // appendDone reports an episode's append back to the grain.
@@ -98,7 +99,7 @@ func (g *grain) activate(c actor.Context, id string) {
 	g.id = id
 	g.stream = index.StreamName(id)
 	g.revision = eventstore.NoRevision
-	g.children = make(map[int32]child)
+	g.jobs = make(map[int32]context.CancelFunc)
 	g.timers = make(map[int32]*time.Timer)
 	c.SetReceiveTimeout(g.rt.idle)
 	if err := g.load(c); err != nil {
@@ -323,6 +324,9 @@ func (g *grain) process(c actor.Context) {
 		return
 	}
 	ep, err := g.inst.Step(g.rt.now(), inputs...)
+	// Step copied the inputs; their buffer takes the next ones.
+	clear(inputs)
+	g.queue = inputs[:0]
 	if err != nil {
 		g.reply(c, waiters, errorReply(grainpb.Error_NOT_RUNNING, "instance %q: %v", g.id, err))
 		return
@@ -512,26 +516,55 @@ func (g *grain) armLocalTimer(c actor.Context, ev orchestration.HistoryEvent) {
 	})
 }
 
-// spawnActivity runs an activity as a child actor.
+// spawnActivity hands an activity call to one of the grain's runner child
+// actors: an idle one, a new one while the grain has fewer runners than
+// the node has activity slots, or the first to finish.
 func (g *grain) spawnActivity(c actor.Context, ev orchestration.HistoryEvent) {
-	if _, running := g.children[ev.EventID]; running {
+	if _, running := g.jobs[ev.EventID]; running {
 		return
 	}
 	ctx, cancel := context.WithCancel(g.rt.ctx)
-	a := &activityActor{
-		rt:         g.rt,
+	job := &activityJob{
 		info:       ActivityInfo{InstanceID: g.id, Name: ev.Name, EventID: ev.EventID},
 		generation: g.generation,
 		input:      ev.Input,
 		ctx:        ctx,
-		cancel:     cancel,
 	}
-	pid := c.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(g.rt.pool)))
-	g.children[ev.EventID] = child{pid: pid, cancel: cancel}
+	g.jobs[ev.EventID] = cancel
+	switch {
+	case len(g.idle) > 0:
+		pid := g.idle[len(g.idle)-1]
+		g.idle = g.idle[:len(g.idle)-1]
+		c.Send(pid, job)
+	case g.runners < g.rt.limiter.slots:
+		g.runners++
+		c.Send(c.Spawn(g.rt.runnerProps), job)
+	default:
+		g.waiting = append(g.waiting, job)
+	}
+}
+
+// cancelActivities cuts short the activities in flight and drops the
+// waiting ones: the instance has ended or moved to a new generation.
+func (g *grain) cancelActivities() {
+	for id, cancel := range g.jobs {
+		cancel()
+		delete(g.jobs, id)
+	}
+	g.waiting = nil
 }
 
 func (g *grain) activityDone(c actor.Context, d *activityDone) {
-	delete(g.children, d.eventID)
+	if cancel, ok := g.jobs[d.eventID]; ok {
+		cancel()
+		delete(g.jobs, d.eventID)
+	}
+	if len(g.waiting) > 0 {
+		c.Send(d.runner, g.waiting[0])
+		g.waiting = g.waiting[1:]
+	} else {
+		g.idle = append(g.idle, d.runner)
+	}
 	if g.inst == nil || d.generation != g.generation {
 		return
 	}
@@ -611,11 +644,7 @@ func (g *grain) completed(c actor.Context, ec orchestration.HistoryEvent) {
 	if ec.Status == orchestration.StatusContinuedAsNew {
 		return
 	}
-	for id, ch := range g.children {
-		ch.cancel()
-		c.Stop(ch.pid)
-		delete(g.children, id)
-	}
+	g.cancelActivities()
 	g.stopLocalTimers()
 	var stale []string
 	for _, p := range g.inst.Pending() {
@@ -656,11 +685,7 @@ func (g *grain) completed(c actor.Context, ec orchestration.HistoryEvent) {
 // continueAsNew switches to the new generation that the last append
 // started, and runs it.
 func (g *grain) continueAsNew(c actor.Context, events []orchestration.HistoryEvent) {
-	for id, ch := range g.children {
-		ch.cancel()
-		c.Stop(ch.pid)
-		delete(g.children, id)
-	}
+	g.cancelActivities()
 	g.stopLocalTimers()
 	g.inst.Close()
 	inst := orchestration.NewInstance(g.rt.reg, g.rt.executor)
@@ -718,7 +743,7 @@ func (g *grain) reply(c actor.Context, to []*actor.PID, msg any) {
 // passivate stops an idle grain to free its memory; the next message
 // activates it again from the stream.
 func (g *grain) passivate(c actor.Context) {
-	if g.appending || len(g.queue) > 0 || len(g.children) > 0 {
+	if g.appending || len(g.queue) > 0 || len(g.jobs) > 0 {
 		return
 	}
 	c.Stop(c.Self())
@@ -732,9 +757,7 @@ func (g *grain) stopLocalTimers() {
 }
 
 func (g *grain) stop() {
-	for _, ch := range g.children {
-		ch.cancel()
-	}
+	g.cancelActivities()
 	g.stopLocalTimers()
 	if g.inst != nil {
 		g.inst.Close()

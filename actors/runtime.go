@@ -81,8 +81,9 @@ type Runtime struct {
 
 	limiter *limiter
 	acted   *actedTracker
-	// pool runs the grains' and activities' mailboxes and the appends.
-	pool *pool
+	// pool runs the grains' and runners' mailboxes and the appends.
+	pool        *pool
+	runnerProps *actor.Props
 	// draining is set when the engine stops taking work: no new activity
 	// starts (it stays pending and runs after the next start).
 	draining atomic.Bool
@@ -127,6 +128,7 @@ func NewRuntime(cfg Config) *Runtime {
 	rt.limiter = newLimiter(cfg.MaxConcurrentActivities, func(pid *actor.PID) {
 		rt.system.Root.Send(pid, runActivity{})
 	})
+	rt.runnerProps = actor.PropsFromProducer(func() actor.Actor { return &runner{rt: rt} }, actor.WithDispatcher(rt.pool))
 	return rt
 }
 

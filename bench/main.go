@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -86,6 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.width, "width", 0, "fanout: activities per orchestration (default 100)")
 	fs.IntVar(&cfg.instances, "instances", 0, "parked: instances to start (default 100000)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -118,6 +120,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			selected = append(selected, scenarios[i])
 		}
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			f, err := os.Create(*memProfile)
+			if err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	ctx := context.Background()
 	var all []result

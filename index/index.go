@@ -73,7 +73,10 @@ type Index struct {
 	instances map[string]*Instance
 	applied   uint64
 	changed   chan struct{}
-	err       error
+	// watched is set when someone holds changed; advance replaces the
+	// channel only then, not for every event.
+	watched bool
+	err     error
 	// ended holds channels closed when an instance ends, for Wait.
 	ended map[string]chan struct{}
 
@@ -134,6 +137,7 @@ func (x *Index) fail(err error) {
 	x.err = err
 	close(x.changed)
 	x.changed = make(chan struct{})
+	x.watched = false
 	x.mu.Unlock()
 }
 
@@ -232,8 +236,11 @@ func (in *Instance) InlineCustomStatus() bool { return in.customInline }
 // holds the lock.
 func (x *Index) advance(position uint64) {
 	x.applied = position
-	close(x.changed)
-	x.changed = make(chan struct{})
+	if x.watched {
+		close(x.changed)
+		x.changed = make(chan struct{})
+		x.watched = false
+	}
 }
 
 // Get returns what the index knows of an instance.
@@ -271,8 +278,9 @@ var closedChan = func() chan struct{} {
 
 // Changes returns a channel closed at the next change to the index.
 func (x *Index) Changes() <-chan struct{} {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.watched = true
 	return x.changed
 }
 
@@ -284,9 +292,10 @@ var ErrStopped = errors.New("index: stopped")
 // client reads its own writes.
 func (x *Index) WaitFor(ctx context.Context, position uint64) error {
 	for {
-		x.mu.RLock()
+		x.mu.Lock()
 		applied, changed, err := x.applied, x.changed, x.err
-		x.mu.RUnlock()
+		x.watched = x.watched || applied < position
+		x.mu.Unlock()
 		if applied >= position {
 			return nil
 		}
