@@ -208,21 +208,21 @@ func (c *Client) Status(ctx context.Context, id string) (*Status, error) {
 	// Large payloads are read from the stream.
 	stream := index.StreamName(id)
 	if !in.InlineInput() {
-		start, err := c.readEvent(ctx, stream, int64(in.StartRevision))
+		start, err := c.readEvent(ctx, stream, int64(in.StartRevision), orchestration.ExecutionStarted)
 		if err != nil {
 			return nil, err
 		}
 		st.Input = start.Input
 	}
 	if in.CompletionRevision != index.NoRevision && !in.InlineOutput() {
-		ec, err := c.readEvent(ctx, stream, in.CompletionRevision)
+		ec, err := c.readEvent(ctx, stream, in.CompletionRevision, orchestration.ExecutionCompleted)
 		if err != nil {
 			return nil, err
 		}
 		st.Output = ec.Result
 	}
 	if in.CustomStatusRevision != index.NoRevision && !in.InlineCustomStatus() {
-		oc, err := c.readEvent(ctx, stream, in.CustomStatusRevision)
+		oc, err := c.readEvent(ctx, stream, in.CustomStatusRevision, orchestration.OrchestratorCompleted)
 		if err != nil {
 			return nil, err
 		}
@@ -231,20 +231,26 @@ func (c *Client) Status(ctx context.Context, id string) (*Status, error) {
 	return st, nil
 }
 
-// readEvent reads one history event of a stream.
-func (c *Client) readEvent(ctx context.Context, stream string, revision int64) (orchestration.HistoryEvent, error) {
+// readEvent reads the last event of the given kind in the record at
+// revision of a stream (for the custom status: the last one that set it).
+func (c *Client) readEvent(ctx context.Context, stream string, revision int64, kind orchestration.EventKind) (orchestration.HistoryEvent, error) {
 	var d history.Decoder
 	for rec, err := range c.e.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{From: eventstore.FromRevision(uint64(revision)), Limit: 1}) {
 		if err != nil {
 			return orchestration.HistoryEvent{}, fmt.Errorf("durable: read %s@%d: %w", stream, revision, err)
 		}
-		var ev orchestration.HistoryEvent
-		if err := d.Decode(rec.Type, rec.Data, &ev); err != nil {
-			return ev, err
+		events, err := d.DecodeRecord(nil, &rec)
+		if err != nil {
+			return orchestration.HistoryEvent{}, err
 		}
-		return ev, nil
+		for i := len(events) - 1; i >= 0; i-- {
+			ev := events[i]
+			if ev.Kind == kind && (kind != orchestration.OrchestratorCompleted || ev.CustomStatus != nil) {
+				return ev, nil
+			}
+		}
 	}
-	return orchestration.HistoryEvent{}, fmt.Errorf("durable: %s@%d is gone (the instance restarted)", stream, revision)
+	return orchestration.HistoryEvent{}, fmt.Errorf("durable: %s@%d holds no %s (the instance restarted)", stream, revision, kind)
 }
 
 // Wait waits until an instance completes, fails or is terminated and
@@ -345,14 +351,15 @@ func (c *Client) History(ctx context.Context, id string) ([]orchestration.Histor
 		if err != nil {
 			return nil, err
 		}
-		var ev orchestration.HistoryEvent
-		if err := d.Decode(rec.Type, rec.Data, &ev); err != nil {
+		first := len(out)
+		if out, err = d.DecodeRecord(out, &rec); err != nil {
 			return nil, err
 		}
-		if ev.Timestamp.IsZero() {
-			ev.Timestamp = rec.Created
+		for i := first; i < len(out); i++ {
+			if out[i].Timestamp.IsZero() {
+				out[i].Timestamp = rec.Created
+			}
 		}
-		out = append(out, ev)
 	}
 	return out, nil
 }

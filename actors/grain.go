@@ -121,11 +121,9 @@ func (g *grain) load(c actor.Context) error {
 		if err != nil {
 			return err
 		}
-		var ev orchestration.HistoryEvent
-		if err := dec.Decode(rec.Type, rec.Data, &ev); err != nil {
-			return fmt.Errorf("%s@%d: %w", rec.Stream, rec.Revision, err)
+		if events, err = dec.DecodeRecord(events, &rec); err != nil {
+			return err
 		}
-		events = append(events, ev)
 		g.revision, g.position = int64(rec.Revision), rec.Position
 	}
 	if len(events) == 0 {
@@ -338,35 +336,36 @@ func (g *grain) process(c actor.Context) {
 	g.appendEpisode(c, ep, waiters, false, nil)
 }
 
-// appendEpisode appends an episode's events in the background; the grain
-// learns the outcome from appendDone. restart replaces a finished
-// generation: the history before the new events is truncated afterwards.
+// appendEpisode appends an episode as one record in the background; the
+// grain learns the outcome from appendDone. A ContinueAsNew appends two
+// records, the end of the old generation and the start of the new, and a
+// restart of a finished instance one; the history before the new
+// generation's record is then truncated.
 func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters []*actor.PID, restart bool, previous *orchestration.Instance) {
 	g.appending = true
-	data := make([]eventstore.EventData, len(ep.Events))
-	for i := range ep.Events {
-		data[i] = history.EventData(&ep.Events[i], eventID())
+	var data []eventstore.EventData
+	if ep.ContinuedAsNew {
+		data = []eventstore.EventData{
+			history.EpisodeData(ep.Events[:ep.NewGeneration], eventID()),
+			history.EpisodeData(ep.Events[ep.NewGeneration:], eventID()),
+		}
+	} else {
+		data = []eventstore.EventData{history.EpisodeData(ep.Events, eventID())}
 	}
 	expected := eventstore.NoStream
 	if g.revision != eventstore.NoRevision {
 		expected = eventstore.Exact(uint64(g.revision))
 	}
-	truncateFrom := -1
-	switch {
-	case ep.ContinuedAsNew:
-		truncateFrom = ep.NewGeneration
-	case restart:
-		truncateFrom = 0
-	}
+	truncate := ep.ContinuedAsNew || restart
 	epoch := g.rt.acted.begin()
 	self, stream, rt := c.Self(), g.stream, g.rt
 	rt.pool.Schedule(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		res, err := rt.store.Append(ctx, stream, expected, data...)
-		if err == nil && truncateFrom >= 0 {
-			first := res.Revision + 1 - uint64(len(data)) + uint64(truncateFrom)
-			if terr := rt.store.TruncateBefore(ctx, stream, first); terr != nil {
+		if err == nil && truncate {
+			// The last record starts the new generation.
+			if terr := rt.store.TruncateBefore(ctx, stream, res.Revision); terr != nil {
 				// Replay skips to the last ExecutionStarted, so a longer
 				// history is only slower.
 				rt.log.Warn("truncating a finished generation failed", "stream", stream, "error", terr)

@@ -45,7 +45,7 @@ type Instance struct {
 	// recorded; LastUpdated when the latest event was.
 	Created     time.Time
 	LastUpdated time.Time
-	// Revisions in the instance's stream of the events that hold payloads:
+	// Revisions in the instance's stream of the records that hold payloads:
 	// the input (ExecutionStarted), the output or failure
 	// (ExecutionCompleted) and the custom status (OrchestratorCompleted).
 	StartRevision        uint64
@@ -79,6 +79,8 @@ type Index struct {
 	err     error
 	// ended holds channels closed when an instance ends, for Wait.
 	ended map[string]chan struct{}
+	// scratch is the decoding buffer of apply (one goroutine applies).
+	scratch []orchestration.HistoryEvent
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -141,25 +143,36 @@ func (x *Index) fail(err error) {
 	x.mu.Unlock()
 }
 
-// apply folds one stored event into the index.
+// apply folds one stored record (an episode, or a single history event)
+// into the index.
 func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) error {
 	id, ok := strings.CutPrefix(rec.Stream, StreamPrefix)
 	if !ok {
 		return nil
 	}
-	var ev orchestration.HistoryEvent
-	if err := dec.Decode(rec.Type, rec.Data, &ev); err != nil {
-		return fmt.Errorf("index: %s@%d: %w", rec.Stream, rec.Revision, err)
+	events, err := dec.DecodeRecord(x.scratch[:0], rec)
+	x.scratch = events
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	for i := range events {
+		x.applyEvent(id, &events[i], rec)
+	}
+	x.advance(rec.Position)
+	return nil
+}
+
+// applyEvent folds one history event of the record rec; the caller holds
+// the lock.
+func (x *Index) applyEvent(id string, ev *orchestration.HistoryEvent, rec *eventstore.RecordedEvent) {
 	in := x.instances[id]
 	if in == nil {
 		if ev.Kind != orchestration.ExecutionStarted {
 			// The start was truncated away (ContinueAsNew); the new
 			// generation's ExecutionStarted follows.
-			x.advance(rec.Position)
-			return nil
+			return
 		}
 		in = &Instance{ID: id}
 		x.instances[id] = in
@@ -210,8 +223,6 @@ func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) error
 	}
 	in.LastUpdated = rec.Created
 	in.LastPosition = rec.Position
-	x.advance(rec.Position)
-	return nil
 }
 
 // MaxInlinePayload is the largest payload the index keeps in memory.

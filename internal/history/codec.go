@@ -54,6 +54,84 @@ const (
 // ErrCorrupt is matched by errors decoding a stored event.
 var ErrCorrupt = errors.New("history: corrupt event")
 
+// EpisodeType is the event-store type of an episode record.
+const EpisodeType = "Episode"
+
+// Fields of Episode and Entry.
+const (
+	episodeEvents = 1
+	entryType     = 1
+	entryData     = 2
+)
+
+// AppendEpisode appends the encoding of an episode record holding events.
+func AppendEpisode(dst []byte, events []orchestration.HistoryEvent) []byte {
+	var entry, data []byte
+	for i := range events {
+		data = Append(data[:0], &events[i])
+		entry = appendString(entry[:0], entryType, EventType(events[i].Kind))
+		entry = protowire.AppendTag(entry, entryData, protowire.BytesType)
+		entry = protowire.AppendBytes(entry, data)
+		dst = protowire.AppendTag(dst, episodeEvents, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, entry)
+	}
+	return dst
+}
+
+// EpisodeData returns an episode record to append, with the given ID.
+// Callers that may retry an append must keep the ID, so the retry is
+// idempotent.
+func EpisodeData(events []orchestration.HistoryEvent, id uuid.UUID) eventstore.EventData {
+	return eventstore.EventData{
+		ID:          id,
+		Type:        EpisodeType,
+		ContentType: eventstore.ContentTypeBinary,
+		Data:        AppendEpisode(nil, events),
+	}
+}
+
+// DecodeEpisode decodes an episode record, appending its events to dst.
+// The events alias data, as with Decode.
+func (d *Decoder) DecodeEpisode(dst []orchestration.HistoryEvent, data []byte) ([]orchestration.HistoryEvent, error) {
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return dst, corrupt(EpisodeType, protowire.ParseError(n))
+		}
+		data = data[n:]
+		if num != episodeEvents || typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, data); n < 0 {
+				return dst, corrupt(EpisodeType, protowire.ParseError(n))
+			}
+			data = data[n:]
+			continue
+		}
+		entry, n := protowire.ConsumeBytes(data)
+		if n < 0 {
+			return dst, corrupt(EpisodeType, protowire.ParseError(n))
+		}
+		data = data[n:]
+		var kind, body []byte
+		if err := eachField(entry, func(num protowire.Number, typ protowire.Type, _ uint64, b []byte) error {
+			switch {
+			case num == entryType && typ == protowire.BytesType:
+				kind = b
+			case num == entryData && typ == protowire.BytesType:
+				body = b
+			}
+			return nil
+		}); err != nil {
+			return dst, corrupt(EpisodeType, err)
+		}
+		var ev orchestration.HistoryEvent
+		if err := d.Decode(d.intern(kind), body, &ev); err != nil {
+			return dst, err
+		}
+		dst = append(dst, ev)
+	}
+	return dst, nil
+}
+
 // EventType is the event-store type of a history event: its kind's name.
 func EventType(k orchestration.EventKind) string { return k.String() }
 
@@ -343,14 +421,31 @@ func EventData(ev *orchestration.HistoryEvent, id uuid.UUID) eventstore.EventDat
 	}
 }
 
+// DecodeRecord decodes one stored event, an episode record or a single
+// history event, appending its history events to dst.
+func (d *Decoder) DecodeRecord(dst []orchestration.HistoryEvent, rec *eventstore.RecordedEvent) ([]orchestration.HistoryEvent, error) {
+	var err error
+	if rec.Type == EpisodeType {
+		dst, err = d.DecodeEpisode(dst, rec.Data)
+	} else {
+		var ev orchestration.HistoryEvent
+		if err = d.Decode(rec.Type, rec.Data, &ev); err == nil {
+			dst = append(dst, ev)
+		}
+	}
+	if err != nil {
+		return dst, fmt.Errorf("%s@%d: %w", rec.Stream, rec.Revision, err)
+	}
+	return dst, nil
+}
+
 // DecodeRecorded decodes stored events into dst and returns it.
 func (d *Decoder) DecodeRecorded(dst []orchestration.HistoryEvent, events []eventstore.RecordedEvent) ([]orchestration.HistoryEvent, error) {
 	for n := range events {
-		var ev orchestration.HistoryEvent
-		if err := d.Decode(events[n].Type, events[n].Data, &ev); err != nil {
-			return dst, fmt.Errorf("%s@%d: %w", events[n].Stream, events[n].Revision, err)
+		var err error
+		if dst, err = d.DecodeRecord(dst, &events[n]); err != nil {
+			return dst, err
 		}
-		dst = append(dst, ev)
 	}
 	return dst, nil
 }

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	_ "github.com/durableactor/durable/internal/history/historypb"
+	"github.com/durableactor/durable/internal/history/historypb"
 	"github.com/durableactor/durable/orchestration"
 )
 
@@ -171,4 +171,33 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("unstable:\n%s", diff)
 		}
 	})
+}
+
+// TestEpisodeMatchesSchema checks episode records against the generated
+// Episode type and round-trips them.
+func TestEpisodeMatchesSchema(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var events []orchestration.HistoryEvent
+	for _, k := range storedKinds {
+		events = append(events, randomEvent(r, k, descriptor(t, k).Descriptor().Fields()))
+	}
+	data := AppendEpisode(nil, events)
+	var ep historypb.Episode
+	if err := proto.Unmarshal(data, &ep); err != nil {
+		t.Fatal(err)
+	}
+	if len(ep.Events) != len(events) || ep.Events[3].Type != "TaskScheduled" {
+		t.Fatalf("generated type read %d entries", len(ep.Events))
+	}
+	var d Decoder
+	got, err := d.DecodeEpisode(nil, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(events, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("episode round trip (-want +got):\n%s", diff)
+	}
+	if _, err := d.DecodeEpisode(nil, data[:len(data)-3]); err == nil {
+		t.Fatal("a truncated episode decoded without error")
+	}
 }

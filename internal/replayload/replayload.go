@@ -50,37 +50,40 @@ func activityResult(k int32) []byte { return strconv.AppendInt(nil, int64(k)*2, 
 func Expected(n int) int { return n * (n - 1) }
 
 // Record runs a chain of n steps to completion episode by episode and
-// returns its history encoded as stored events.
-func Record(n int) ([]eventstore.RecordedEvent, error) {
+// returns its history encoded as the runtime stores it, one record per
+// episode, and the number of history events in it.
+func Record(n int) (recs []eventstore.RecordedEvent, events int, err error) {
 	reg := Registry()
 	inst := orchestration.NewInstance(reg, orchestration.Options{})
 	defer inst.Close()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ep, err := inst.Step(now, orchestration.HistoryEvent{Kind: orchestration.ExecutionStarted, Name: Chain, InstanceID: "bench", Input: strconv.AppendInt(nil, int64(n), 10)})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	all := ep.Events
+	// Each episode is one stored record, as the runtime appends it.
+	episodes := [][]orchestration.HistoryEvent{ep.Events}
 	for inst.Status() == orchestration.StatusRunning {
 		p := inst.Pending()
 		if len(p) != 1 {
-			return nil, fmt.Errorf("replayload: chain has %d pending decisions", len(p))
+			return nil, 0, fmt.Errorf("replayload: chain has %d pending decisions", len(p))
 		}
 		now = now.Add(time.Millisecond)
 		ep, err = inst.Step(now, orchestration.HistoryEvent{Kind: orchestration.TaskCompleted, EventID: p[0].EventID, Result: activityResult(p[0].EventID)})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		all = append(all, ep.Events...)
+		episodes = append(episodes, ep.Events)
 	}
 	if err := checkOutput(inst, n); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	recs := make([]eventstore.RecordedEvent, len(all))
-	for k := range all {
-		recs[k] = eventstore.RecordedEvent{Stream: "orchestration-bench", Revision: uint64(k), Type: history.EventType(all[k].Kind), Data: history.Append(nil, &all[k])}
+	recs = make([]eventstore.RecordedEvent, len(episodes))
+	for k, ev := range episodes {
+		recs[k] = eventstore.RecordedEvent{Stream: "orchestration-bench", Revision: uint64(k), Type: history.EpisodeType, Data: history.AppendEpisode(nil, ev)}
+		events += len(ev)
 	}
-	return recs, nil
+	return recs, events, nil
 }
 
 func checkOutput(inst *orchestration.Instance, n int) error {
@@ -161,9 +164,7 @@ func (l *Live) Step() error {
 	}
 	l.last = seq + 1
 	if l.Encode {
-		for k := range ep.Events {
-			l.buf = history.Append(l.buf[:0], &ep.Events[k])
-		}
+		l.buf = history.AppendEpisode(l.buf[:0], ep.Events)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
-// The storage format of orchestration history events. Each event is stored
-// as one event-store event whose type is the message name (for example
-// "TaskScheduled") and whose data is that message.
+// The storage format of orchestration history events. The runtime stores
+// each episode (every append of an instance's grain) as one event-store
+// event of type "Episode" whose data is an Episode message; its entries are
+// the episode's history events, each typed by its message name (for example
+// "TaskScheduled") and encoded as that message.
 //
 // Every message numbers its fields from one shared table, so that one codec
 // (internal/history) encodes and decodes all of them without knowing the
@@ -1303,6 +1305,108 @@ func (x *ExecutionResumed) GetRequestId() string {
 	return ""
 }
 
+// Episode is the unit the runtime appends: the history events of one
+// episode, in order. Storing an episode as one event-store event, not one per
+// history event, divides the store's writes per episode by four or more.
+type Episode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*Entry               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Episode) Reset() {
+	*x = Episode{}
+	mi := &file_internal_history_historypb_history_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Episode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Episode) ProtoMessage() {}
+
+func (x *Episode) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_history_historypb_history_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Episode.ProtoReflect.Descriptor instead.
+func (*Episode) Descriptor() ([]byte, []int) {
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Episode) GetEvents() []*Entry {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// Entry is one history event of an episode.
+type Entry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's message name, e.g. "TaskScheduled".
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// The event, encoded as that message.
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Entry) Reset() {
+	*x = Entry{}
+	mi := &file_internal_history_historypb_history_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Entry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Entry) ProtoMessage() {}
+
+func (x *Entry) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_history_historypb_history_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Entry.ProtoReflect.Descriptor instead.
+func (*Entry) Descriptor() ([]byte, []int) {
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Entry) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Entry) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_internal_history_historypb_history_proto protoreflect.FileDescriptor
 
 const file_internal_history_historypb_history_proto_rawDesc = "" +
@@ -1413,7 +1517,12 @@ const file_internal_history_historypb_history_proto_rawDesc = "" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x14\n" +
 	"\x05input\x18\x06 \x01(\fR\x05input\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x0e \x01(\tR\trequestIdB<Z:github.com/durableactor/durable/internal/history/historypbb\x06proto3"
+	"request_id\x18\x0e \x01(\tR\trequestId\"<\n" +
+	"\aEpisode\x121\n" +
+	"\x06events\x18\x01 \x03(\v2\x19.durable.history.v1.EntryR\x06events\"/\n" +
+	"\x05Entry\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04dataB<Z:github.com/durableactor/durable/internal/history/historypbb\x06proto3"
 
 var (
 	file_internal_history_historypb_history_proto_rawDescOnce sync.Once
@@ -1427,7 +1536,7 @@ func file_internal_history_historypb_history_proto_rawDescGZIP() []byte {
 	return file_internal_history_historypb_history_proto_rawDescData
 }
 
-var file_internal_history_historypb_history_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_internal_history_historypb_history_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_internal_history_historypb_history_proto_goTypes = []any{
 	(*FailureDetails)(nil),                    // 0: durable.history.v1.FailureDetails
 	(*ParentInstance)(nil),                    // 1: durable.history.v1.ParentInstance
@@ -1448,18 +1557,21 @@ var file_internal_history_historypb_history_proto_goTypes = []any{
 	(*EventRaised)(nil),                       // 16: durable.history.v1.EventRaised
 	(*ExecutionSuspended)(nil),                // 17: durable.history.v1.ExecutionSuspended
 	(*ExecutionResumed)(nil),                  // 18: durable.history.v1.ExecutionResumed
+	(*Episode)(nil),                           // 19: durable.history.v1.Episode
+	(*Entry)(nil),                             // 20: durable.history.v1.Entry
 }
 var file_internal_history_historypb_history_proto_depIdxs = []int32{
-	0, // 0: durable.history.v1.FailureDetails.inner:type_name -> durable.history.v1.FailureDetails
-	1, // 1: durable.history.v1.ExecutionStarted.parent:type_name -> durable.history.v1.ParentInstance
-	0, // 2: durable.history.v1.ExecutionCompleted.failure:type_name -> durable.history.v1.FailureDetails
-	0, // 3: durable.history.v1.TaskFailed.failure:type_name -> durable.history.v1.FailureDetails
-	0, // 4: durable.history.v1.SubOrchestrationInstanceFailed.failure:type_name -> durable.history.v1.FailureDetails
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: durable.history.v1.FailureDetails.inner:type_name -> durable.history.v1.FailureDetails
+	1,  // 1: durable.history.v1.ExecutionStarted.parent:type_name -> durable.history.v1.ParentInstance
+	0,  // 2: durable.history.v1.ExecutionCompleted.failure:type_name -> durable.history.v1.FailureDetails
+	0,  // 3: durable.history.v1.TaskFailed.failure:type_name -> durable.history.v1.FailureDetails
+	0,  // 4: durable.history.v1.SubOrchestrationInstanceFailed.failure:type_name -> durable.history.v1.FailureDetails
+	20, // 5: durable.history.v1.Episode.events:type_name -> durable.history.v1.Entry
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_internal_history_historypb_history_proto_init() }
@@ -1473,7 +1585,7 @@ func file_internal_history_historypb_history_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_history_historypb_history_proto_rawDesc), len(file_internal_history_historypb_history_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
