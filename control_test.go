@@ -278,3 +278,49 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("status %s, failure %v", st.RuntimeStatus, st.Failure)
 	}
 }
+
+// TestStartAfterPassivation starts instances again after their grains
+// passivated: the new activation appends optimistically, finds the stream
+// and answers from it.
+func TestStartAfterPassivation(t *testing.T) {
+	reg, _ := waitForever()
+	durable.RegisterOrchestrator(reg, "Quick", func(ctx *orchestration.Context, n int) (int, error) { return n, nil })
+	e := openEngine(t, reg, "", func(cfg *durable.Config) { cfg.IdleTimeout = 50 * time.Millisecond })
+	c := e.Client()
+	ctx := ctxFor(t, 30*time.Second)
+	if _, err := c.Start(ctx, "Waiter", nil, durable.WithInstanceID("running"), durable.WithRequestID("first")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(ctx, "Quick", 1, durable.WithInstanceID("done")); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, c, "done", nil)
+	eventually(t, func() bool { return e.ActiveInstances() == 0 })
+
+	if _, err := c.Start(ctx, "Waiter", nil, durable.WithInstanceID("running")); !errors.Is(err, durable.ErrInstanceExists) {
+		t.Fatalf("start of a running, passivated instance: %v", err)
+	}
+	eventually(t, func() bool { return e.ActiveInstances() == 0 })
+	if _, err := c.Start(ctx, "Waiter", nil, durable.WithInstanceID("running"), durable.WithRequestID("first")); err != nil {
+		t.Fatalf("retried start after passivation: %v", err)
+	}
+	eventually(t, func() bool { return e.ActiveInstances() == 0 })
+	// A finished instance starts over.
+	if _, err := c.Start(ctx, "Quick", 2, durable.WithInstanceID("done")); err != nil {
+		t.Fatal(err)
+	}
+	var out int
+	waitOutput(t, c, "done", &out)
+	if out != 2 {
+		t.Fatalf("restarted instance returned %d", out)
+	}
+	h := mustHistory(t, c, "done")
+	if h[0].Kind != orchestration.OrchestratorStarted || h[1].Kind != orchestration.ExecutionStarted || h[1].Generation != 1 || containsKindBefore(h, orchestration.ExecutionCompleted, 1) {
+		t.Fatalf("history after restart starts with %s, %s (generation %d)", h[0].Kind, h[1].Kind, h[1].Generation)
+	}
+}
+
+// containsKindBefore reports whether k occurs before index i.
+func containsKindBefore(h []orchestration.HistoryEvent, k orchestration.EventKind, i int) bool {
+	return containsKind(h[:i], k)
+}

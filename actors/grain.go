@@ -23,6 +23,10 @@ type grain struct {
 	id     string
 	stream string
 
+	// loaded is set once the grain knows the stream's state: it read it,
+	// or created the stream. An activation for a Start does not read first:
+	// it appends with NoStream, and reads only if that finds a stream.
+	loaded bool
 	// inst is nil while the instance does not exist.
 	inst       *orchestration.Instance
 	generation int32
@@ -39,6 +43,9 @@ type grain struct {
 	waiters   []*actor.PID
 	tick      bool // run an episode without inputs (a scheduled start)
 	appending bool
+	// optimistic is the Start whose append is in flight without the stream
+	// having been read.
+	optimistic *startRequest
 	// jobs are the activity calls handed to runners or waiting for one,
 	// by event ID; waiting holds those without a runner yet, idle the
 	// runners without a job.
@@ -52,13 +59,22 @@ type grain struct {
 
 // appendDone reports an episode's append back to the grain.
 type appendDone struct {
-	episode  orchestration.Episode
+	// optimistic is the Start that was appended without reading the stream
+	// first, to be handled again if the stream turns out to exist.
+	optimistic *startRequest
+	episode    orchestration.Episode
 	waiters  []*actor.PID
 	result   eventstore.AppendResult
 	err      error
 	epoch    uint64
 	restart  bool
 	previous *orchestration.Instance
+}
+
+// startRequest is a Start and who asked.
+type startRequest struct {
+	msg    *grainpb.Start
+	sender *actor.PID
 }
 
 // localInput is an input from the grain's own background work: the
@@ -73,11 +89,15 @@ func (g *grain) Receive(c actor.Context) {
 	case *cluster.ClusterInit:
 		g.activate(c, m.Identity.Identity)
 	case *grainpb.Start:
-		g.start(c, m)
+		g.start(c, &startRequest{msg: m, sender: c.Sender()})
 	case *grainpb.Deliver:
-		g.deliver(c, m)
+		if g.ensureLoaded(c) {
+			g.deliver(c, m)
+		}
 	case *grainpb.Wake:
-		g.wake(c)
+		if g.ensureLoaded(c) {
+			g.wake(c)
+		}
 	case *activityDone:
 		g.activityDone(c, m)
 	case *localInput:
@@ -93,8 +113,8 @@ func (g *grain) Receive(c actor.Context) {
 	}
 }
 
-// activate loads the instance from its stream and re-issues the work it
-// has in flight: after a crash or a move nothing else will.
+// activate prepares a new activation; the stream is read with the first
+// message that needs it.
 func (g *grain) activate(c actor.Context, id string) {
 	g.id = id
 	g.stream = index.StreamName(id)
@@ -102,14 +122,30 @@ func (g *grain) activate(c actor.Context, id string) {
 	g.jobs = make(map[int32]context.CancelFunc)
 	g.timers = make(map[int32]*time.Timer)
 	c.SetReceiveTimeout(g.rt.idle)
-	if err := g.load(c); err != nil {
-		g.rt.log.Error("instance cannot be loaded", "instance", id, "error", err)
-		g.broken = err
-		c.Stop(c.Self())
+}
+
+// ensureLoaded loads the instance from its stream, once, and re-issues the
+// work it has in flight: after a crash or a move nothing else will. It
+// answers the current request and stops the grain when the stream cannot be
+// read.
+func (g *grain) ensureLoaded(c actor.Context) bool {
+	if g.loaded {
+		return true
 	}
+	if err := g.load(c); err != nil {
+		g.rt.log.Error("instance cannot be loaded", "instance", g.id, "error", err)
+		g.broken = err
+		if c.Sender() != nil {
+			c.Respond(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, err))
+		}
+		c.Stop(c.Self())
+		return false
+	}
+	return true
 }
 
 func (g *grain) load(c actor.Context) error {
+	g.loaded = true
 	ctx, cancel := context.WithTimeout(g.rt.ctx, 30*time.Second)
 	defer cancel()
 	var dec history.Decoder
@@ -191,15 +227,23 @@ func (g *grain) reissue(c actor.Context) {
 	}
 }
 
-// start handles a request to start the instance.
-func (g *grain) start(c actor.Context, m *grainpb.Start) {
+// start handles a request to start the instance. On a fresh activation it
+// does not read the stream: most starts are of new instances, so it
+// appends with NoStream and reads only if a stream is there after all.
+func (g *grain) start(c actor.Context, req *startRequest) {
+	respond := func(msg any) { c.Send(req.sender, msg) }
 	if g.broken != nil {
-		c.Respond(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
+		respond(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
 		return
 	}
-	events, err := decodeEvents([]*grainpb.Event{m.ExecutionStarted})
+	var optimistic *startRequest
+	if !g.loaded {
+		g.loaded = true
+		optimistic = req
+	}
+	events, err := decodeEvents([]*grainpb.Event{req.msg.ExecutionStarted})
 	if err != nil || events[0].Kind != orchestration.ExecutionStarted {
-		c.Respond(errorReply(grainpb.Error_INVALID, "start of %q: not an ExecutionStarted event: %v", g.id, err))
+		respond(errorReply(grainpb.Error_INVALID, "start of %q: not an ExecutionStarted event: %v", g.id, err))
 		return
 	}
 	es := events[0]
@@ -208,18 +252,19 @@ func (g *grain) start(c actor.Context, m *grainpb.Start) {
 		prev, _ := g.inst.Started()
 		if es.RequestID != "" && prev.RequestID == es.RequestID {
 			// A retried start: answer once the first one is recorded.
-			g.enqueue(c, nil, c.Sender())
+			g.enqueue(c, nil, req.sender)
 			return
 		}
 		if !g.inst.Status().IsTerminal() || g.appending {
-			c.Respond(errorReply(grainpb.Error_ALREADY_RUNNING, "instance %q is already %s", g.id, g.inst.Status()))
+			respond(errorReply(grainpb.Error_ALREADY_RUNNING, "instance %q is already %s", g.id, g.inst.Status()))
 			return
 		}
 		restart = true // a finished instance starts over, as in Durable Functions
 		es.Generation = prev.Generation + 1
 	}
 	if _, ok := g.rt.reg.Get(es.Name); !ok {
-		c.Respond(errorReply(grainpb.Error_INVALID, "no orchestrator is registered under the name %q", es.Name))
+		respond(errorReply(grainpb.Error_INVALID, "no orchestrator is registered under the name %q", es.Name))
+		g.loaded = optimistic == nil
 		return
 	}
 	now := g.rt.now()
@@ -231,7 +276,8 @@ func (g *grain) start(c actor.Context, m *grainpb.Start) {
 		es.Timestamp = now
 		if _, err := inst.Replay([]orchestration.HistoryEvent{es}); err != nil {
 			inst.Close()
-			c.Respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
+			respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
+			g.loaded = optimistic == nil
 			return
 		}
 		ep = orchestration.Episode{Events: []orchestration.HistoryEvent{es}, Status: orchestration.StatusPending}
@@ -239,13 +285,15 @@ func (g *grain) start(c actor.Context, m *grainpb.Start) {
 		ep, err = inst.Step(now, es)
 		if err != nil {
 			inst.Close()
-			c.Respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
+			respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
+			g.loaded = optimistic == nil
 			return
 		}
 	}
 	previous := g.inst
 	g.setInstance(inst)
-	g.appendEpisode(c, ep, []*actor.PID{c.Sender()}, restart, previous)
+	g.optimistic = optimistic
+	g.appendEpisode(c, ep, []*actor.PID{req.sender}, restart, previous)
 }
 
 // deliver queues inputs for the next episode.
@@ -358,7 +406,8 @@ func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters
 	}
 	truncate := ep.ContinuedAsNew || restart
 	epoch := g.rt.acted.begin()
-	self, stream, rt := c.Self(), g.stream, g.rt
+	self, stream, rt, optimistic := c.Self(), g.stream, g.rt, g.optimistic
+	g.optimistic = nil
 	rt.pool.Schedule(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -371,7 +420,7 @@ func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters
 				rt.log.Warn("truncating a finished generation failed", "stream", stream, "error", terr)
 			}
 		}
-		rt.system.Root.Send(self, &appendDone{episode: ep, waiters: waiters, result: res, err: err, epoch: epoch, restart: restart, previous: previous})
+		rt.system.Root.Send(self, &appendDone{optimistic: optimistic, episode: ep, waiters: waiters, result: res, err: err, epoch: epoch, restart: restart, previous: previous})
 	})
 }
 
@@ -382,6 +431,19 @@ func (g *grain) appendDone(c actor.Context, d *appendDone) {
 	g.appending = false
 	if d.previous != nil {
 		d.previous.Close()
+	}
+	if d.optimistic != nil && errors.Is(d.err, eventstore.ErrWrongExpectedRevision) {
+		// The instance exists after all: read it and handle the Start again.
+		g.rt.acted.end(d.epoch)
+		g.inst.Close()
+		g.inst, g.loaded = nil, false
+		if g.ensureLoaded(c) {
+			g.start(c, d.optimistic)
+			g.process(c)
+		} else {
+			c.Send(d.optimistic.sender, errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
+		}
+		return
 	}
 	if d.err != nil {
 		g.rt.acted.end(d.epoch)
