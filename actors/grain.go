@@ -63,12 +63,12 @@ type appendDone struct {
 	// first, to be handled again if the stream turns out to exist.
 	optimistic *startRequest
 	episode    orchestration.Episode
-	waiters  []*actor.PID
-	result   eventstore.AppendResult
-	err      error
-	epoch    uint64
-	restart  bool
-	previous *orchestration.Instance
+	waiters    []*actor.PID
+	result     eventstore.AppendResult
+	err        error
+	epoch      uint64
+	restart    bool
+	previous   *orchestration.Instance
 }
 
 // startRequest is a Start and who asked.
