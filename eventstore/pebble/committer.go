@@ -60,6 +60,8 @@ type committer struct {
 	// streams caches the state of recently written streams, so most appends
 	// need no read; only the committer writes, so the cache is exact.
 	streams map[string]*streamState
+	// exists knows which streams certainly have no state record.
+	exists *streamFilter
 	// dirty are the streams the current batch writes.
 	dirty   []string
 	replies []pendingReply
@@ -85,12 +87,13 @@ type pendingReply struct {
 	rep reply
 }
 
-func newCommitter(s *Store, db *pebble.DB, lastPosition uint64) *committer {
+func newCommitter(s *Store, db *pebble.DB, lastPosition uint64, exists *streamFilter) *committer {
 	return &committer{
 		store:        s,
 		db:           db,
 		lastPosition: lastPosition,
 		streams:      make(map[string]*streamState),
+		exists:       exists,
 	}
 }
 
@@ -186,8 +189,22 @@ func (c *committer) commit() error {
 		if err := b.Set(metaKey(name), c.streams[name].meta.encode(), nil); err != nil {
 			return err
 		}
+		if !c.exists.mayContain(name) {
+			c.exists.add(name)
+		}
 	}
-	return b.Commit(pebble.Sync)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	if c.exists.full() {
+		// Rebuild the filter larger from the state records.
+		f, err := loadStreamFilter(c.db, 2*c.exists.capacity)
+		if err != nil {
+			return err
+		}
+		c.exists = f
+	}
+	return nil
 }
 
 // forgetBatch clears what the cache knows about the batch just committed
@@ -233,6 +250,11 @@ func (c *committer) stream(name string) (*streamState, error) {
 		return ps, nil
 	}
 	m := streamMeta{last: eventstore.NoRevision}
+	if !c.exists.mayContain(name) {
+		ps := &streamState{meta: m}
+		c.streams[name] = ps
+		return ps, nil
+	}
 	v, closer, err := c.db.Get(metaKey(name))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):

@@ -109,6 +109,11 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	exists, err := loadStreamFilter(db, 0)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("pebble eventstore: read stream states: %w", err)
+	}
 	s := &Store{
 		cfg:      cfg,
 		db:       db,
@@ -121,7 +126,7 @@ func Open(cfg Config) (*Store, error) {
 		changed:  make(chan struct{}),
 	}
 	s.current = s.newView(last)
-	go newCommitter(s, db, last).run()
+	go newCommitter(s, db, last, exists).run()
 	return s, nil
 }
 
