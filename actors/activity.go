@@ -159,6 +159,11 @@ func (r *runner) run(c actor.Context) {
 	}
 	done.result, done.failure = r.rt.runActivity(job.ctx, job.info, job.input)
 	r.rt.limiter.release(c.Self())
+	if r.rt.ctx.Err() != nil {
+		// Shutdown cut the activity short: its outcome is not its own. It
+		// stays pending and runs again after the next start.
+		return
+	}
 	c.Send(c.Parent(), done)
 }
 
