@@ -102,6 +102,8 @@ type Engine struct {
 	runtime   *actors.Runtime
 	index     *index.Index
 	client    *Client
+	// checkpoint is the acted-on checkpoint read at Open.
+	checkpoint uint64
 
 	mu       sync.Mutex
 	started  bool
@@ -149,6 +151,14 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		MaxConcurrentActivities: cfg.MaxConcurrentActivities,
 		LocalTimers:             time.Second,
 	})
+	// Records after the checkpoint, up to the end of the log now, may hold
+	// decisions a crash kept from the bus; grains that load them act again.
+	e.checkpoint = e.readCheckpoint()
+	end, err := e.runtime.LastPosition(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	e.runtime.SetRecoveryWindow(e.checkpoint, end)
 	e.cluster, err = cluster.Start(ctx, cluster.Config{Logger: cfg.Logger},
 		cluster.Kind{Name: actors.Kind, Props: e.runtime.Props()})
 	if err != nil {
@@ -275,7 +285,7 @@ func (e *Engine) checkpointLoop(ctx context.Context) {
 // the bus). Instances that only wait for a timer or event scheduled
 // earlier are woken by that message.
 func (e *Engine) recover(ctx context.Context) error {
-	checkpoint := e.readCheckpoint()
+	checkpoint := e.checkpoint
 	ids := e.index.Select(func(in *index.Instance) bool {
 		if in.Status.IsTerminal() {
 			return false
@@ -294,7 +304,11 @@ func (e *Engine) recover(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				if _, err := e.cluster.Request(ctx, actors.Kind, id, &grainpb.Wake{}); err != nil {
+				reply, err := e.cluster.Request(ctx, actors.Kind, id, &grainpb.Wake{})
+				if r, ok := reply.(*grainpb.Error); ok && err == nil {
+					err = replyError(r)
+				}
+				if err != nil {
 					errs <- fmt.Errorf("durable: wake %q: %w", id, err)
 				}
 			}

@@ -158,12 +158,16 @@ func (r *runner) run(c actor.Context) {
 		return
 	}
 	done.result, done.failure = r.rt.runActivity(job.ctx, job.info, job.input)
-	r.rt.limiter.release(c.Self())
 	if r.rt.ctx.Err() != nil {
 		// Shutdown cut the activity short: its outcome is not its own. It
 		// stays pending and runs again after the next start.
+		r.rt.limiter.release(c.Self())
 		return
 	}
+	// Counted before the slot is released, so a graceful stop that waits
+	// for idle slots also waits for this result to be recorded.
+	r.rt.unrecorded.Add(1)
+	r.rt.limiter.release(c.Self())
 	c.Send(c.Parent(), done)
 }
 

@@ -34,18 +34,25 @@ type grain struct {
 	// and position the global position of the grain's last known append.
 	revision int64
 	position uint64
-	// lastEpisode holds the decisions of the latest recorded episode that
-	// act through the bus (timers, sent events), to act again on Wake after
-	// a crash may have lost them.
-	lastEpisode []orchestration.HistoryEvent
 
 	queue     []orchestration.HistoryEvent
 	waiters   []*actor.PID
 	tick      bool // run an episode without inputs (a scheduled start)
 	appending bool
 	// optimistic is the Start whose append is in flight without the stream
-	// having been read.
-	optimistic *startRequest
+	// having been read; until it is settled, other requests wait in held.
+	optimistic       *startRequest
+	optimisticFlight bool
+	held             []heldRequest
+	// results counts the activity results queued but not yet recorded, and
+	// children the sub-orchestration starts still waiting for an answer;
+	// neither may be lost to passivation.
+	results  int
+	children int
+	// pendingResults are the activity results of the episode being
+	// appended, inflightResults those of the append in flight.
+	pendingResults  int
+	inflightResults int
 	// jobs are the activity calls handed to runners or waiting for one,
 	// by event ID; waiting holds those without a runner yet, idle the
 	// runners without a job.
@@ -62,13 +69,15 @@ type appendDone struct {
 	// optimistic is the Start that was appended without reading the stream
 	// first, to be handled again if the stream turns out to exist.
 	optimistic *startRequest
-	episode    orchestration.Episode
-	waiters    []*actor.PID
-	result     eventstore.AppendResult
-	err        error
-	epoch      uint64
-	restart    bool
-	previous   *orchestration.Instance
+	// results is how many activity results the append recorded.
+	results  int
+	episode  orchestration.Episode
+	waiters  []*actor.PID
+	result   eventstore.AppendResult
+	err      error
+	epoch    uint64
+	restart  bool
+	previous *orchestration.Instance
 }
 
 // startRequest is a Start and who asked.
@@ -76,6 +85,16 @@ type startRequest struct {
 	msg    *grainpb.Start
 	sender *actor.PID
 }
+
+// heldRequest is a request that waits for an optimistic Start to settle.
+type heldRequest struct {
+	msg    any
+	sender *actor.PID
+}
+
+// childAnswered tells the grain that a sub-orchestration start it sent got
+// its answer.
+type childAnswered struct{}
 
 // localInput is an input from the grain's own background work: the
 // outcome of a sub-orchestration, a local timer.
@@ -88,28 +107,44 @@ func (g *grain) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *cluster.ClusterInit:
 		g.activate(c, m.Identity.Identity)
-	case *grainpb.Start:
-		g.start(c, &startRequest{msg: m, sender: c.Sender()})
-	case *grainpb.Deliver:
-		if g.ensureLoaded(c) {
-			g.deliver(c, m)
-		}
-	case *grainpb.Wake:
-		if g.ensureLoaded(c) {
-			g.wake(c)
-		}
+	case *grainpb.Start, *grainpb.Deliver, *grainpb.Wake:
+		g.request(c, m, c.Sender())
 	case *activityDone:
 		g.activityDone(c, m)
 	case *localInput:
 		if g.inst != nil && m.generation == g.generation {
 			g.enqueue(c, m.events, nil)
 		}
+	case childAnswered:
+		g.children--
 	case *appendDone:
 		g.appendDone(c, m)
 	case *actor.ReceiveTimeout:
 		g.passivate(c)
 	case *actor.Stopping:
 		g.stop()
+	}
+}
+
+// request handles a Start, Deliver or Wake. While an optimistic Start is
+// in flight the grain does not know yet whether its instance is the one
+// that exists, so other requests wait.
+func (g *grain) request(c actor.Context, msg any, sender *actor.PID) {
+	if g.optimisticFlight {
+		g.held = append(g.held, heldRequest{msg: msg, sender: sender})
+		return
+	}
+	switch m := msg.(type) {
+	case *grainpb.Start:
+		g.start(c, &startRequest{msg: m, sender: sender})
+	case *grainpb.Deliver:
+		if g.ensureLoaded(c, sender) {
+			g.deliver(c, m, sender)
+		}
+	case *grainpb.Wake:
+		if g.ensureLoaded(c, sender) {
+			c.Send(sender, g.ack())
+		}
 	}
 }
 
@@ -128,15 +163,15 @@ func (g *grain) activate(c actor.Context, id string) {
 // work it has in flight: after a crash or a move nothing else will. It
 // answers the current request and stops the grain when the stream cannot be
 // read.
-func (g *grain) ensureLoaded(c actor.Context) bool {
+func (g *grain) ensureLoaded(c actor.Context, sender *actor.PID) bool {
 	if g.loaded {
 		return true
 	}
 	if err := g.load(c); err != nil {
 		g.rt.log.Error("instance cannot be loaded", "instance", g.id, "error", err)
 		g.broken = err
-		if c.Sender() != nil {
-			c.Respond(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, err))
+		if sender != nil {
+			c.Send(sender, errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, err))
 		}
 		c.Stop(c.Self())
 		return false
@@ -150,6 +185,9 @@ func (g *grain) load(c actor.Context) error {
 	defer cancel()
 	var dec history.Decoder
 	var events []orchestration.HistoryEvent
+	// unacted marks the events of records that a crash may have kept from
+	// being acted on (see Runtime.SetRecoveryWindow).
+	var unacted []bool
 	for rec, err := range g.rt.store.ReadStream(ctx, g.stream, eventstore.ReadStreamOptions{}) {
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
 			return nil
@@ -157,8 +195,13 @@ func (g *grain) load(c actor.Context) error {
 		if err != nil {
 			return err
 		}
+		n := len(events)
 		if events, err = dec.DecodeRecord(events, &rec); err != nil {
 			return err
+		}
+		redo := g.rt.mayBeUnacted(rec.Position)
+		for range len(events) - n {
+			unacted = append(unacted, redo)
 		}
 		g.revision, g.position = int64(rec.Revision), rec.Position
 	}
@@ -172,12 +215,62 @@ func (g *grain) load(c actor.Context) error {
 		return err
 	}
 	g.setInstance(inst)
-	g.lastEpisode = busDecisions(lastEpisode(events))
-	g.reissue(c)
+	// Decisions the replay made now are started by act after their append,
+	// not here.
+	fresh := make(map[int32]bool)
+	for _, ev := range ep.Events {
+		if ev.Kind.IsDecision() {
+			fresh[ev.EventID] = true
+		}
+	}
+	g.reissue(c, fresh)
+	g.redo(c, events, unacted)
 	if len(ep.Events) > 0 {
 		g.appendEpisode(c, ep, nil, false, nil)
 	}
 	return nil
+}
+
+// redo acts again on the bus decisions of the current generation's records
+// that a crash may have kept from the bus: pending timers, sent events, a
+// pending scheduled start. Timer and message IDs make this idempotent.
+func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, unacted []bool) {
+	first := 0
+	for i := len(events) - 1; i >= 0; i-- {
+		if events[i].Kind == orchestration.ExecutionStarted {
+			first = i
+			break
+		}
+	}
+	pending := make(map[int32]bool)
+	for _, p := range g.inst.Pending() {
+		if p.Kind == orchestration.TimerCreated {
+			pending[p.EventID] = true
+		}
+	}
+	var again []orchestration.HistoryEvent
+	for i := first; i < len(events); i++ {
+		ev := events[i]
+		if !unacted[i] {
+			continue
+		}
+		switch {
+		case ev.Kind == orchestration.TimerCreated && pending[ev.EventID],
+			ev.Kind == orchestration.EventSent,
+			ev.Kind == orchestration.ExecutionStarted:
+			again = append(again, ev)
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	timers, sends := g.busActs(c, again)
+	epoch := g.rt.acted.begin()
+	rt := g.rt
+	go func() {
+		defer rt.acted.end(epoch)
+		rt.sendBus(timers, sends)
+	}()
 }
 
 func (g *grain) setInstance(inst *orchestration.Instance) {
@@ -186,36 +279,17 @@ func (g *grain) setInstance(inst *orchestration.Instance) {
 	g.generation = start.Generation
 }
 
-// lastEpisode returns the events after the last OrchestratorStarted.
-func lastEpisode(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
-	for i := len(events) - 1; i >= 0; i-- {
-		if events[i].Kind == orchestration.OrchestratorStarted {
-			return events[i:]
-		}
-	}
-	return events
-}
-
-// busDecisions keeps the decisions that act through the bus.
-func busDecisions(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
-	var out []orchestration.HistoryEvent
-	for _, ev := range events {
-		switch ev.Kind {
-		case orchestration.TimerCreated, orchestration.EventSent, orchestration.ExecutionStarted:
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
 // reissue starts the activities and sub-orchestrations that have no
-// outcome recorded, unless the instance has ended (its unfinished work was
-// abandoned).
-func (g *grain) reissue(c actor.Context) {
+// outcome recorded (except the fresh ones, not yet appended), unless the
+// instance has ended (its unfinished work was abandoned).
+func (g *grain) reissue(c actor.Context, fresh map[int32]bool) {
 	if g.inst.Status().IsTerminal() {
 		return
 	}
 	for _, p := range g.inst.Pending() {
+		if fresh[p.EventID] {
+			continue
+		}
 		switch p.Kind {
 		case orchestration.TaskScheduled:
 			g.spawnActivity(c, p)
@@ -292,47 +366,56 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 	}
 	previous := g.inst
 	g.setInstance(inst)
-	g.optimistic = optimistic
+	g.optimistic, g.optimisticFlight = optimistic, optimistic != nil
 	g.appendEpisode(c, ep, []*actor.PID{req.sender}, restart, previous)
 }
 
 // deliver queues inputs for the next episode.
-func (g *grain) deliver(c actor.Context, m *grainpb.Deliver) {
+func (g *grain) deliver(c actor.Context, m *grainpb.Deliver, sender *actor.PID) {
+	reply := func(msg any) { c.Send(sender, msg) }
 	switch {
 	case g.broken != nil:
-		c.Respond(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
+		reply(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
 		return
 	case g.inst == nil:
-		c.Respond(errorReply(grainpb.Error_NOT_FOUND, "instance %q does not exist", g.id))
+		reply(errorReply(grainpb.Error_NOT_FOUND, "instance %q does not exist", g.id))
 		return
 	}
 	events, err := decodeEvents(m.Events)
 	if err != nil {
-		c.Respond(errorReply(grainpb.Error_INVALID, "delivery to %q: %v", g.id, err))
+		reply(errorReply(grainpb.Error_INVALID, "delivery to %q: %v", g.id, err))
 		return
 	}
-	if g.inst.Status().IsTerminal() {
-		c.Respond(errorReply(grainpb.Error_NOT_RUNNING, "instance %q is %s", g.id, g.inst.Status()))
+	// While an append is in flight its outcome (a completion, or fencing)
+	// is not known yet: the inputs wait for it and are judged after.
+	if !g.appending && g.inst.Status().IsTerminal() {
+		reply(errorReply(grainpb.Error_NOT_RUNNING, "instance %q is %s", g.id, g.inst.Status()))
 		return
 	}
 	if len(events) == 0 {
 		g.tick = true // the scheduled start is due
 	}
-	g.enqueue(c, g.keepTimers(events), c.Sender())
+	g.enqueue(c, g.keepCurrent(events), sender)
 }
 
-// keepTimers drops fired timers that do not belong to this generation's
-// pending timers (a stale timer of an earlier generation, or one already
-// fired); others pass.
-func (g *grain) keepTimers(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
+// keepCurrent drops outcomes that do not belong to the current generation:
+// fired timers of an earlier generation or already fired, outcomes of
+// sub-orchestrations an earlier generation of this instance started. The
+// generation they carry for this check is cleared.
+func (g *grain) keepCurrent(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
 	kept := events[:0]
 	for _, ev := range events {
-		if ev.Kind == orchestration.TimerFired {
+		switch ev.Kind {
+		case orchestration.TimerFired:
 			if ev.Generation != g.generation || !g.timerPending(ev.EventID, ev.FireAt) {
 				continue
 			}
-			ev.Generation = 0
+		case orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed:
+			if ev.Generation != g.generation {
+				continue
+			}
 		}
+		ev.Generation = 0
 		kept = append(kept, ev)
 	}
 	return kept
@@ -358,29 +441,41 @@ func (g *grain) enqueue(c actor.Context, events []orchestration.HistoryEvent, wa
 }
 
 // process runs an episode with the queued inputs, unless an append is in
-// flight: the inputs then wait and go into one episode together.
+// flight: the inputs then wait and go into one episode together. Inputs for
+// an instance whose start is scheduled for later are recorded without
+// running it.
 func (g *grain) process(c actor.Context) {
 	if g.appending || (len(g.queue) == 0 && !g.tick && len(g.waiters) == 0) {
 		return
 	}
-	inputs, waiters, tick := g.queue, g.waiters, g.tick
-	g.queue, g.waiters, g.tick = nil, nil, false
-	if len(inputs) == 0 && !(tick && g.inst.Status() == orchestration.StatusPending) {
+	inputs, waiters, tick, results := g.queue, g.waiters, g.tick, g.results
+	g.queue, g.waiters, g.tick, g.results = nil, nil, false, 0
+	pending := g.inst.Status() == orchestration.StatusPending
+	if len(inputs) == 0 && !(tick && pending) {
 		g.reply(c, waiters, g.ack()) // nothing to record
 		return
 	}
-	ep, err := g.inst.Step(g.rt.now(), inputs...)
-	// Step copied the inputs; their buffer takes the next ones.
+	var ep orchestration.Episode
+	var err error
+	if start, _ := g.inst.Started(); pending && !tick && g.rt.now().Before(start.FireAt) {
+		ep, err = g.inst.Record(g.rt.now(), inputs...)
+	} else {
+		ep, err = g.inst.Step(g.rt.now(), inputs...)
+	}
+	// The executor copied the inputs; their buffer takes the next ones.
 	clear(inputs)
 	g.queue = inputs[:0]
 	if err != nil {
+		g.rt.unrecorded.Add(-int64(results))
 		g.reply(c, waiters, errorReply(grainpb.Error_NOT_RUNNING, "instance %q: %v", g.id, err))
 		return
 	}
 	if len(ep.Events) == 0 {
+		g.rt.unrecorded.Add(-int64(results))
 		g.reply(c, waiters, g.ack())
 		return
 	}
+	g.pendingResults = results
 	g.appendEpisode(c, ep, waiters, false, nil)
 }
 
@@ -406,8 +501,8 @@ func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters
 	}
 	truncate := ep.ContinuedAsNew || restart
 	epoch := g.rt.acted.begin()
-	self, stream, rt, optimistic := c.Self(), g.stream, g.rt, g.optimistic
-	g.optimistic = nil
+	self, stream, rt, optimistic, results := c.Self(), g.stream, g.rt, g.optimistic, g.pendingResults
+	g.optimistic, g.pendingResults, g.inflightResults = nil, 0, results
 	rt.pool.Schedule(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -420,7 +515,7 @@ func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters
 				rt.log.Warn("truncating a finished generation failed", "stream", stream, "error", terr)
 			}
 		}
-		rt.system.Root.Send(self, &appendDone{optimistic: optimistic, episode: ep, waiters: waiters, result: res, err: err, epoch: epoch, restart: restart, previous: previous})
+		rt.system.Root.Send(self, &appendDone{optimistic: optimistic, results: results, episode: ep, waiters: waiters, result: res, err: err, epoch: epoch, restart: restart, previous: previous})
 	})
 }
 
@@ -429,19 +524,25 @@ func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters
 // activation may own the instance (fencing).
 func (g *grain) appendDone(c actor.Context, d *appendDone) {
 	g.appending = false
+	// The results it carried are recorded, or will be again by the
+	// activities' re-run after a failed append.
+	g.rt.unrecorded.Add(-int64(d.results))
+	g.inflightResults = 0
 	if d.previous != nil {
 		d.previous.Close()
+	}
+	if d.optimistic != nil {
+		g.optimisticFlight = false
+		defer g.releaseHeld(c)
 	}
 	if d.optimistic != nil && errors.Is(d.err, eventstore.ErrWrongExpectedRevision) {
 		// The instance exists after all: read it and handle the Start again.
 		g.rt.acted.end(d.epoch)
 		g.inst.Close()
 		g.inst, g.loaded = nil, false
-		if g.ensureLoaded(c) {
+		if g.ensureLoaded(c, d.optimistic.sender) {
 			g.start(c, d.optimistic)
 			g.process(c)
-		} else {
-			c.Send(d.optimistic.sender, errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
 		}
 		return
 	}
@@ -453,7 +554,8 @@ func (g *grain) appendDone(c actor.Context, d *appendDone) {
 			g.rt.log.Error("appending an episode failed; stopping the activation", "instance", g.id, "error", d.err)
 		}
 		g.reply(c, append(d.waiters, g.waiters...), errorReply(grainpb.Error_UNAVAILABLE, "instance %q: %v", g.id, d.err))
-		g.waiters, g.queue = nil, nil
+		g.rt.unrecorded.Add(-int64(g.results))
+		g.waiters, g.queue, g.results = nil, nil, 0
 		g.broken = d.err
 		c.Stop(c.Self())
 		return
@@ -464,13 +566,21 @@ func (g *grain) appendDone(c actor.Context, d *appendDone) {
 	if ep.ContinuedAsNew {
 		current = ep.Events[:ep.NewGeneration]
 	}
-	g.lastEpisode = busDecisions(current)
 	g.act(c, current, d.epoch)
 	g.reply(c, d.waiters, g.ack())
 	if ep.ContinuedAsNew {
 		g.continueAsNew(c, ep.Events[ep.NewGeneration:])
 	}
 	g.process(c)
+}
+
+// releaseHeld handles the requests that waited for an optimistic Start.
+func (g *grain) releaseHeld(c actor.Context) {
+	held := g.held
+	g.held = nil
+	for _, h := range held {
+		g.request(c, h.msg, h.sender)
+	}
 }
 
 // act carries out an episode's decisions. Activities and sub-orchestrations
@@ -627,12 +737,14 @@ func (g *grain) activityDone(c actor.Context, d *activityDone) {
 		g.idle = append(g.idle, d.runner)
 	}
 	if g.inst == nil || d.generation != g.generation {
+		g.rt.unrecorded.Add(-1)
 		return
 	}
 	ev := orchestration.HistoryEvent{Kind: orchestration.TaskCompleted, EventID: d.eventID, Result: d.result}
 	if d.failure != nil {
 		ev = orchestration.HistoryEvent{Kind: orchestration.TaskFailed, EventID: d.eventID, Failure: d.failure}
 	}
+	g.results++
 	g.enqueue(c, []orchestration.HistoryEvent{ev}, nil)
 }
 
@@ -643,7 +755,7 @@ func (g *grain) startChild(c actor.Context, ev orchestration.HistoryEvent) {
 	parentStart, _ := g.inst.Started()
 	start := orchestration.HistoryEvent{
 		Kind: orchestration.ExecutionStarted, Name: ev.Name, Version: ev.Version, InstanceID: ev.InstanceID, Input: ev.Input,
-		Parent:    &orchestration.ParentInstance{InstanceID: g.id, Name: parentStart.Name, EventID: ev.EventID},
+		Parent:    &orchestration.ParentInstance{InstanceID: g.id, Name: parentStart.Name, EventID: ev.EventID, Generation: g.generation},
 		RequestID: fmt.Sprintf("sub:%s:%d:%d", g.id, g.generation, ev.EventID),
 	}
 	msg := &grainpb.Start{ExecutionStarted: encodeEvent(&start)}
@@ -655,6 +767,8 @@ func (g *grain) startChild(c actor.Context, ev orchestration.HistoryEvent) {
 		outcome(orchestration.HistoryEvent{Kind: orchestration.SubOrchestrationInstanceFailed, EventID: eventID,
 			Failure: &orchestration.FailureDetails{ErrorType: "SubOrchestrationStartFailed", Message: message}})
 	}
+	g.children++
+	answered := func() { rt.system.Root.Send(self, childAnswered{}) }
 	go rt.retry("start sub-orchestration "+ev.InstanceID, func(ctx context.Context) (bool, error) {
 		reply, err := rt.grains.Request(ctx, Kind, start.InstanceID, msg)
 		if err != nil {
@@ -667,12 +781,14 @@ func (g *grain) startChild(c actor.Context, ev orchestration.HistoryEvent) {
 					outcome(done)
 				}
 			}
+			answered()
 			return true, nil
 		case *grainpb.Error:
 			if r.Code == grainpb.Error_UNAVAILABLE {
 				return false, errors.New(r.Message)
 			}
 			failed(r.Message)
+			answered()
 			return true, nil
 		}
 		return false, fmt.Errorf("unexpected reply %T", reply)
@@ -730,6 +846,7 @@ func (g *grain) completed(c actor.Context, ec orchestration.HistoryEvent) {
 		return
 	}
 	parent, done := start.Parent.InstanceID, subOrchestrationOutcome(start.Parent.EventID, ec)
+	done.Generation = start.Parent.Generation
 	msg := &grainpb.Deliver{Events: []*grainpb.Event{encodeEvent(&done)}}
 	go rt.retry("notify parent "+parent, func(ctx context.Context) (bool, error) {
 		reply, err := rt.grains.Request(ctx, Kind, parent, msg)
@@ -748,6 +865,19 @@ func (g *grain) completed(c actor.Context, ec orchestration.HistoryEvent) {
 func (g *grain) continueAsNew(c actor.Context, events []orchestration.HistoryEvent) {
 	g.cancelActivities()
 	g.stopLocalTimers()
+	// Outcomes queued during the append belong to the old generation; raised
+	// events and control requests go on to the new one.
+	kept := g.queue[:0]
+	for _, ev := range g.queue {
+		switch ev.Kind {
+		case orchestration.TaskCompleted, orchestration.TaskFailed, orchestration.TimerFired,
+			orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed:
+			continue
+		}
+		kept = append(kept, ev)
+	}
+	g.rt.unrecorded.Add(-int64(g.results))
+	g.queue, g.results = kept, 0
 	g.inst.Close()
 	inst := orchestration.NewInstance(g.rt.reg, g.rt.executor)
 	next, err := inst.Replay(events)
@@ -759,22 +889,6 @@ func (g *grain) continueAsNew(c actor.Context, events []orchestration.HistoryEve
 	if len(next.Events) > 0 {
 		g.appendEpisode(c, next, nil, false, nil)
 	}
-}
-
-// wake makes sure nothing recorded is left undone: it runs on activation
-// and after a restart the engine sends it to instances whose latest
-// decisions may not have been carried out.
-func (g *grain) wake(c actor.Context) {
-	if g.inst != nil && len(g.lastEpisode) > 0 {
-		timers, sends := g.busActs(c, g.lastEpisode)
-		epoch := g.rt.acted.begin()
-		rt := g.rt
-		go func() {
-			defer rt.acted.end(epoch)
-			rt.sendBus(timers, sends)
-		}()
-	}
-	c.Respond(g.ack())
 }
 
 // ack is the answer to a request whose inputs are recorded.
@@ -804,7 +918,7 @@ func (g *grain) reply(c actor.Context, to []*actor.PID, msg any) {
 // passivate stops an idle grain to free its memory; the next message
 // activates it again from the stream.
 func (g *grain) passivate(c actor.Context) {
-	if g.appending || len(g.queue) > 0 || len(g.jobs) > 0 {
+	if g.appending || len(g.queue) > 0 || len(g.jobs) > 0 || g.children > 0 || len(g.held) > 0 {
 		return
 	}
 	c.Stop(c.Self())
@@ -818,6 +932,8 @@ func (g *grain) stopLocalTimers() {
 }
 
 func (g *grain) stop() {
+	g.rt.unrecorded.Add(-int64(g.results + g.inflightResults))
+	g.results, g.inflightResults = 0, 0
 	g.cancelActivities()
 	g.stopLocalTimers()
 	if g.inst != nil {

@@ -87,6 +87,12 @@ type Runtime struct {
 	// draining is set when the engine stops taking work: no new activity
 	// starts (it stays pending and runs after the next start).
 	draining atomic.Bool
+	// unacted is the window of global positions, from the last checkpoint
+	// to the end of the log at start-up, whose decisions a crash may have
+	// kept from the bus (see SetRecoveryWindow).
+	unactedAfter, unactedUpTo uint64
+	// unrecorded counts activity results on their way to being appended.
+	unrecorded atomic.Int64
 
 	// Bound by Start, once the cluster runs.
 	grains Grains
@@ -159,6 +165,21 @@ func (rt *Runtime) now() time.Time { return rt.clock().UTC() }
 // RunningActivities reports how many activities are running on this node.
 func (rt *Runtime) RunningActivities() int { return rt.limiter.running() }
 
+// SetRecoveryWindow tells the runtime which records a crash may have left
+// unacted: those after the checkpoint and up to the end of the log when the
+// engine started. Grains that load such records act on them again. Call it
+// before grains activate.
+func (rt *Runtime) SetRecoveryWindow(after, upTo uint64) {
+	rt.unactedAfter, rt.unactedUpTo = after, upTo
+}
+
+func (rt *Runtime) mayBeUnacted(position uint64) bool {
+	return position > rt.unactedAfter && position <= rt.unactedUpTo
+}
+
+// LastPosition returns the global position of the store's last event.
+func (rt *Runtime) LastPosition(ctx context.Context) (uint64, error) { return rt.lastPosition(ctx) }
+
 // Drain stops new activities from starting; running ones go on.
 func (rt *Runtime) Drain() { rt.draining.Store(true) }
 
@@ -167,7 +188,7 @@ func (rt *Runtime) Drain() { rt.draining.Store(true) }
 func (rt *Runtime) WaitIdle(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for rt.limiter.running() > 0 || rt.acted.busy() {
+	for rt.limiter.running() > 0 || rt.acted.busy() || rt.unrecorded.Load() > 0 {
 		select {
 		case <-t.C:
 		case <-ctx.Done():

@@ -159,6 +159,12 @@ func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) error
 	defer x.mu.Unlock()
 	for i := range events {
 		x.applyEvent(id, &events[i], rec)
+		// An ExecutionStarted within an episode (after its
+		// OrchestratorStarted) starts running now; alone, it is a start
+		// scheduled for later.
+		if events[i].Kind == orchestration.ExecutionStarted && i > 0 && events[i-1].Kind == orchestration.OrchestratorStarted {
+			x.instances[id].Status = orchestration.StatusRunning
+		}
 	}
 	x.advance(rec.Position)
 	return nil

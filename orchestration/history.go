@@ -157,6 +157,9 @@ type ParentInstance struct {
 	// EventID is the sequence number of the parent's
 	// SubOrchestrationInstanceCreated event.
 	EventID int32 `json:"eventId"`
+	// Generation is the parent's generation when it started the child, so
+	// the child's outcome is not taken by a later generation of the parent.
+	Generation int32 `json:"generation,omitempty"`
 }
 
 // FailureDetails describes an error: what failed and why.

@@ -207,15 +207,7 @@ func (i *Instance) Step(now time.Time, inputs ...HistoryEvent) (Episode, error) 
 	i.cursor = 0
 	i.live = make([]HistoryEvent, 0, len(inputs)+4)
 	i.live = append(i.live, HistoryEvent{Kind: OrchestratorStarted, Timestamp: now})
-	for _, in := range inputs {
-		if i.isDuplicate(in) {
-			continue
-		}
-		if in.Timestamp.IsZero() {
-			in.Timestamp = now
-		}
-		i.live = append(i.live, in)
-	}
+	i.live = i.appendNew(i.live, now, inputs)
 	if len(inputs) > 0 && len(i.live) == 1 {
 		// Every input was already recorded: there is no episode.
 		i.live = nil
@@ -224,6 +216,74 @@ func (i *Instance) Step(now time.Time, inputs ...HistoryEvent) (Episode, error) 
 	i.length += len(i.live)
 	i.drive()
 	return i.finishEpisode(), nil
+}
+
+// Record applies inputs to an instance whose orchestrator has not started
+// yet (a start scheduled for later), without an episode: raised events are
+// buffered for the code to find when it starts, a termination ends the
+// instance at once. It returns the events to append (no
+// OrchestratorStarted or OrchestratorCompleted: nothing ran).
+func (i *Instance) Record(now time.Time, inputs ...HistoryEvent) (Episode, error) {
+	if i.completed || i.status.IsTerminal() {
+		return Episode{}, ErrInstanceCompleted
+	}
+	if !i.started {
+		return Episode{}, ErrNotStarted
+	}
+	if i.fnState != fnNotStarted {
+		return Episode{}, errors.New("orchestration: Record is only for instances whose orchestrator has not started")
+	}
+	i.stored = nil
+	i.cursor = 0
+	i.live = i.appendNew(make([]HistoryEvent, 0, len(inputs)+1), now, inputs)
+	i.length += len(i.live)
+	i.drive()
+	ep := Episode{Events: i.live, Status: i.status}
+	i.live = nil
+	return ep, nil
+}
+
+// appendNew appends the inputs that were not recorded before, nor earlier
+// in the same batch (a redelivered message can arrive twice in one batch).
+func (i *Instance) appendNew(dst []HistoryEvent, now time.Time, inputs []HistoryEvent) []HistoryEvent {
+	var outcomes map[int32]struct{}
+	var requests map[string]struct{}
+	for _, in := range inputs {
+		if i.isDuplicate(in) {
+			continue
+		}
+		if isOutcome(in.Kind) {
+			if _, seen := outcomes[in.EventID]; seen {
+				continue
+			}
+			if outcomes == nil {
+				outcomes = make(map[int32]struct{})
+			}
+			outcomes[in.EventID] = struct{}{}
+		}
+		if in.RequestID != "" {
+			if _, seen := requests[in.RequestID]; seen {
+				continue
+			}
+			if requests == nil {
+				requests = make(map[string]struct{})
+			}
+			requests[in.RequestID] = struct{}{}
+		}
+		if in.Timestamp.IsZero() {
+			in.Timestamp = now
+		}
+		dst = append(dst, in)
+	}
+	return dst
+}
+
+func isOutcome(k EventKind) bool {
+	switch k {
+	case TaskCompleted, TaskFailed, SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed, TimerFired:
+		return true
+	}
+	return false
 }
 
 func hasStart(events []HistoryEvent) bool {
@@ -298,7 +358,7 @@ func (i *Instance) drive() {
 		switch {
 		case i.fnState == fnAlive && i.cursor < i.available():
 			i.resume()
-		case i.fnState == fnNotStarted && i.started && i.episodeOpen && !i.completed && i.fn != nil:
+		case i.fnState == fnNotStarted && i.started && i.episodeOpen && !i.completed && i.fn != nil && !i.now.Before(i.start.FireAt):
 			i.fnState = fnAlive
 			if !i.suspended {
 				i.status = StatusRunning
@@ -748,7 +808,6 @@ func (i *Instance) appendNewGeneration(events []HistoryEvent) ([]HistoryEvent, i
 	start.Timestamp = i.now
 	start.Input = can.input
 	start.Generation++
-	start.RequestID = ""
 	if can.version != "" {
 		start.Version = can.version
 	}

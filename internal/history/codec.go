@@ -49,6 +49,7 @@ const (
 	parentInstanceID = 1
 	parentName       = 2
 	parentEventID    = 3
+	parentGeneration = 4
 )
 
 // ErrCorrupt is matched by errors decoding a stored event.
@@ -163,6 +164,10 @@ func Append(dst []byte, ev *orchestration.HistoryEvent) []byte {
 		if p.EventID != 0 {
 			b = protowire.AppendTag(b, parentEventID, protowire.VarintType)
 			b = protowire.AppendVarint(b, uint64(int64(p.EventID)))
+		}
+		if p.Generation != 0 {
+			b = protowire.AppendTag(b, parentGeneration, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(int64(p.Generation)))
 		}
 		dst = protowire.AppendTag(dst, fieldParent, protowire.BytesType)
 		dst = protowire.AppendBytes(dst, b)
@@ -374,6 +379,8 @@ func decodeParent(data []byte) (*orchestration.ParentInstance, error) {
 			p.Name = string(b)
 		case num == parentEventID && typ == protowire.VarintType:
 			p.EventID = int32(v)
+		case num == parentGeneration && typ == protowire.VarintType:
+			p.Generation = int32(v)
 		}
 		return nil
 	})

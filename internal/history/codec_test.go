@@ -77,7 +77,7 @@ func randomEvent(r *rand.Rand, k orchestration.EventKind, fields protoreflect.Fi
 		case fieldStatus:
 			ev.Status = orchestration.Status(1 + r.IntN(7))
 		case fieldParent:
-			ev.Parent = &orchestration.ParentInstance{InstanceID: str(), Name: str(), EventID: r.Int32N(100)}
+			ev.Parent = &orchestration.ParentInstance{InstanceID: str(), Name: str(), EventID: r.Int32N(100), Generation: r.Int32N(5)}
 		case fieldGeneration:
 			ev.Generation = r.Int32N(100)
 		case fieldCustomStatus:

@@ -130,6 +130,7 @@ type ParentInstance struct {
 	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	EventId       int32                  `protobuf:"varint,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Generation    int32                  `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -181,6 +182,13 @@ func (x *ParentInstance) GetName() string {
 func (x *ParentInstance) GetEventId() int32 {
 	if x != nil {
 		return x.EventId
+	}
+	return 0
+}
+
+func (x *ParentInstance) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
 	}
 	return 0
 }
@@ -1419,12 +1427,15 @@ const file_internal_history_historypb_history_proto_rawDesc = "" +
 	"\vstack_trace\x18\x03 \x01(\tR\n" +
 	"stackTrace\x128\n" +
 	"\x05inner\x18\x04 \x01(\v2\".durable.history.v1.FailureDetailsR\x05inner\x12#\n" +
-	"\rnon_retriable\x18\x05 \x01(\bR\fnonRetriable\"`\n" +
+	"\rnon_retriable\x18\x05 \x01(\bR\fnonRetriable\"\x80\x01\n" +
 	"\x0eParentInstance\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
-	"\bevent_id\x18\x03 \x01(\x05R\aeventId\"\xa9\x02\n" +
+	"\bevent_id\x18\x03 \x01(\x05R\aeventId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x05R\n" +
+	"generation\"\xa9\x02\n" +
 	"\x10ExecutionStarted\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
