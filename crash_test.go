@@ -67,6 +67,13 @@ func crashRegistry(log func(string)) *durable.Registry {
 	}
 	inc := durable.RegisterActivity(reg, "Inc", func(ctx context.Context, n int) (int, error) {
 		record(ctx)
+		// Slow enough that the work spans the kill cycles and kills land
+		// while activities run.
+		select {
+		case <-time.After(60 * time.Millisecond):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 		return n + 1, nil
 	})
 	durable.RegisterOrchestrator(reg, "CrashChain", func(ctx *orchestration.Context, n int) (int, error) {
@@ -245,7 +252,7 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("cycle %d: child did not start: %q", cycle, lines.Text())
 		}
 		// Kill at a random moment while it works.
-		time.AfterFunc(time.Duration(50+rand.IntN(1200))*time.Millisecond, func() { cmd.Process.Signal(syscall.SIGKILL) })
+		time.AfterFunc(time.Duration(100+rand.IntN(900))*time.Millisecond, func() { cmd.Process.Signal(syscall.SIGKILL) })
 		for lines.Scan() {
 		}
 		cmd.Wait()
@@ -359,6 +366,10 @@ func verifyCrash(t *testing.T, dir string) {
 		if n == 0 {
 			t.Fatalf("activity %s has an outcome but never ran", key)
 		}
+	}
+	// The kills must have interrupted work, or the test proved nothing.
+	if reruns == 0 {
+		t.Fatal("no activity ran twice: no kill landed while activities ran")
 	}
 	t.Logf("%d instances completed after 20 SIGKILLs; %d activity executions, %d of them re-runs after a crash", len(all), len(executions)+reruns, reruns)
 }
