@@ -272,21 +272,31 @@ func (c *committer) stream(name string) (*streamState, error) {
 	return ps, nil
 }
 
-func (c *committer) append(r *request) {
+// writable returns the state of the stream r writes, or answers r with the
+// reason it cannot: a failed store, an unreadable state, a tombstone.
+func (c *committer) writable(r *request) (*streamState, bool) {
 	if c.failed != nil {
 		c.respond(r, eventstore.AppendResult{}, c.failed)
-		return
+		return nil, false
 	}
 	ps, err := c.stream(r.stream)
 	if err != nil {
 		c.respond(r, eventstore.AppendResult{}, err)
+		return nil, false
+	}
+	if ps.meta.tombstoned {
+		c.respond(r, eventstore.AppendResult{}, &eventstore.TombstonedError{Stream: r.stream})
+		return nil, false
+	}
+	return ps, true
+}
+
+func (c *committer) append(r *request) {
+	ps, ok := c.writable(r)
+	if !ok {
 		return
 	}
 	m := &ps.meta
-	if m.tombstoned {
-		c.respond(r, eventstore.AppendResult{}, &eventstore.TombstonedError{Stream: r.stream})
-		return
-	}
 	actual := m.current()
 	if !r.expected.Matches(actual) {
 		res, ok, err := c.retried(r, ps)
@@ -400,21 +410,13 @@ func (c *committer) eventAt(stream string, ps *streamState, rev uint64) (uuid.UU
 // remove handles DeleteStream, TombstoneStream and TruncateBefore, each in a
 // batch of its own.
 func (c *committer) remove(r *request) {
-	if c.failed != nil {
-		c.respond(r, eventstore.AppendResult{}, c.failed)
-		return
-	}
-	ps, err := c.stream(r.stream)
-	if err != nil {
-		c.respond(r, eventstore.AppendResult{}, err)
+	ps, ok := c.writable(r)
+	if !ok {
 		return
 	}
 	m := &ps.meta
-	if m.tombstoned {
-		c.respond(r, eventstore.AppendResult{}, &eventstore.TombstonedError{Stream: r.stream})
-		return
-	}
 	actual := m.current()
+	var err error
 	if r.op == opTruncate {
 		if actual == eventstore.NoRevision {
 			c.respond(r, eventstore.AppendResult{}, &eventstore.NotFoundError{Stream: r.stream})
