@@ -83,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.writers, "writers", 0, "store-append: concurrent writers (default: the headline set 1, 64)")
 	fs.IntVar(&cfg.eventsPerAppend, "events-per-append", 0, "store-append: events per append (default 1)")
 	fs.IntVar(&cfg.events, "events", 0, "store-read, store-catchup: stream length (default 100000); replay: history length (default 10000)")
-	fs.IntVar(&cfg.inflight, "inflight", 0, "chain, fanout: orchestrations in flight (default 500 and 20)")
+	fs.IntVar(&cfg.inflight, "inflight", 0, "chain, fanout: orchestrations in flight (default 100 and 20)")
 	fs.IntVar(&cfg.width, "width", 0, "fanout: activities per orchestration (default 100)")
 	fs.IntVar(&cfg.instances, "instances", 0, "parked: instances to start (default 100000)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")

@@ -135,7 +135,7 @@ func runChain(ctx context.Context, cfg config) ([]result, error) {
 		return nil, err
 	}
 	defer closeEngine()
-	inflight := orDefault(cfg.inflight, 500)
+	inflight := orDefault(cfg.inflight, 100)
 	lat, elapsed, err := load(ctx, e.Client(), inflight, cfg.duration, "Chain3",
 		func(i int) any { return i },
 		func(i int, st *durable.Status) error {
