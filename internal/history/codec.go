@@ -124,8 +124,12 @@ func (d *Decoder) DecodeEpisode(dst []orchestration.HistoryEvent, data []byte) (
 		}); err != nil {
 			return dst, corrupt(EpisodeType, err)
 		}
+		k, ok := d.kind(kind)
+		if !ok {
+			return dst, fmt.Errorf("%w: unknown event type %q in an episode", ErrCorrupt, kind)
+		}
 		var ev orchestration.HistoryEvent
-		if err := d.Decode(d.intern(kind), body, &ev); err != nil {
+		if err := d.decodeFields(k, body, &ev); err != nil {
 			return dst, err
 		}
 		dst = append(dst, ev)
@@ -225,6 +229,24 @@ func appendBytes(dst []byte, field protowire.Number, b []byte) []byte {
 // for strings it has not seen. A Decoder is not safe for concurrent use.
 type Decoder struct {
 	strings map[string]string
+	kinds   map[string]orchestration.EventKind
+}
+
+// kind returns the kind named by an event type, remembering the answer
+// (looking a []byte up in a map by string(b) does not allocate).
+func (d *Decoder) kind(eventType []byte) (orchestration.EventKind, bool) {
+	if k, ok := d.kinds[string(eventType)]; ok {
+		return k, true
+	}
+	name := string(eventType)
+	k, ok := orchestration.ParseEventKind(name)
+	if ok {
+		if d.kinds == nil {
+			d.kinds = make(map[string]orchestration.EventKind)
+		}
+		d.kinds[name] = k
+	}
+	return k, ok
 }
 
 const maxInterned = 4096
@@ -254,6 +276,12 @@ func (d *Decoder) Decode(eventType string, data []byte, ev *orchestration.Histor
 	if !ok {
 		return fmt.Errorf("%w: unknown event type %q", ErrCorrupt, eventType)
 	}
+	return d.decodeFields(kind, data, ev)
+}
+
+// decodeFields decodes an event of a known kind.
+func (d *Decoder) decodeFields(kind orchestration.EventKind, data []byte, ev *orchestration.HistoryEvent) error {
+	eventType := kind.String()
 	*ev = orchestration.HistoryEvent{Kind: kind}
 	for len(data) > 0 {
 		num, typ, n := protowire.ConsumeTag(data)
