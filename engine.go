@@ -378,6 +378,9 @@ func (e *Engine) close() error {
 		errs = append(errs, e.cluster.Stop(ctx))
 		cancel()
 	}
+	if e.runtime != nil {
+		e.runtime.Close()
+	}
 	if e.index != nil {
 		e.index.Close()
 	}

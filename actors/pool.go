@@ -12,13 +12,18 @@ import "time"
 // It implements protoactor's Dispatcher interface.
 type pool struct {
 	work       chan func()
+	quit       chan struct{}
 	throughput int
 	idle       time.Duration
 }
 
 func newPool(throughput int, idle time.Duration) *pool {
-	return &pool{work: make(chan func()), throughput: throughput, idle: idle}
+	return &pool{work: make(chan func()), quit: make(chan struct{}), throughput: throughput, idle: idle}
 }
+
+// close makes idle goroutines exit at once; work scheduled later still runs,
+// each on a goroutine that exits after it.
+func (p *pool) close() { close(p.quit) }
 
 // Schedule runs fn on a waiting goroutine, or a new one.
 func (p *pool) Schedule(fn func()) {
@@ -41,6 +46,8 @@ func (p *pool) worker(fn func()) {
 		select {
 		case fn = <-p.work:
 		case <-t.C:
+			return
+		case <-p.quit:
 			return
 		}
 	}

@@ -11,6 +11,12 @@
 // only after their append: activities run as child actors under a per-node
 // concurrency limit, timers are scheduled on the bus, events are sent, a
 // finished child notifies its parent. An idle grain passivates.
+//
+// Messages that may cross cluster members (Start, Deliver, Wake and their
+// answers, in internal/grainpb) are protobuf, so the grain works the same
+// when it lives on another member. Messages a grain gets from its own
+// children, background work and timers never leave the process and are
+// plain Go values.
 package actors
 
 import (
@@ -200,6 +206,9 @@ func (rt *Runtime) WaitIdle(ctx context.Context) error {
 
 // Shutdown cancels running activities and background work.
 func (rt *Runtime) Shutdown() { rt.cancel() }
+
+// Close releases the runtime's goroutines once the cluster has stopped.
+func (rt *Runtime) Close() { rt.pool.close() }
 
 // Checkpoint returns a global position up to which every recorded decision
 // has been acted on; see actedTracker.
