@@ -1,0 +1,355 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/durableactor/durable/eventstore"
+	"github.com/durableactor/durable/internal/grainpb"
+	"github.com/durableactor/durable/internal/history"
+	"github.com/durableactor/durable/orchestration"
+)
+
+// appendDone reports an episode's append back to the grain.
+type appendDone struct {
+	// optimistic is the Start that was appended without reading the stream
+	// first, to be handled again if the stream turns out to exist.
+	optimistic *startRequest
+	// results is how many activity results the append recorded.
+	results  int
+	episode  orchestration.Episode
+	waiters  []*actor.PID
+	result   eventstore.AppendResult
+	err      error
+	epoch    uint64
+	restart  bool
+	previous *orchestration.Instance
+}
+
+// startRequest is a Start and who asked.
+type startRequest struct {
+	msg    *grainpb.Start
+	sender *actor.PID
+}
+
+// heldRequest is a request that waits for an optimistic Start to settle.
+type heldRequest struct {
+	msg    any
+	sender *actor.PID
+}
+
+// start handles a request to start the instance. On a fresh activation it
+// does not read the stream: most starts are of new instances, so it
+// appends with NoStream and reads only if a stream is there after all.
+func (g *grain) start(c actor.Context, req *startRequest) {
+	respond := func(msg any) { c.Send(req.sender, msg) }
+	if g.broken != nil {
+		respond(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
+		return
+	}
+	var optimistic *startRequest
+	if !g.loaded {
+		g.loaded = true
+		optimistic = req
+	}
+	events, err := decodeEvents([]*grainpb.Event{req.msg.ExecutionStarted})
+	if err != nil || events[0].Kind != orchestration.ExecutionStarted {
+		respond(errorReply(grainpb.Error_INVALID, "start of %q: not an ExecutionStarted event: %v", g.id, err))
+		return
+	}
+	es := events[0]
+	restart := false
+	if g.inst != nil {
+		prev, _ := g.inst.Started()
+		if es.RequestID != "" && prev.RequestID == es.RequestID {
+			// A retried start: answer once the first one is recorded.
+			g.enqueue(c, nil, req.sender)
+			return
+		}
+		if !g.inst.Status().IsTerminal() || g.appending {
+			respond(errorReply(grainpb.Error_ALREADY_RUNNING, "instance %q is already %s", g.id, g.inst.Status()))
+			return
+		}
+		restart = true // a finished instance starts over, as in Durable Functions
+		es.Generation = prev.Generation + 1
+	}
+	if _, ok := g.rt.reg.Get(es.Name); !ok {
+		respond(errorReply(grainpb.Error_INVALID, "no orchestrator is registered under the name %q", es.Name))
+		g.loaded = optimistic == nil
+		return
+	}
+	now := g.rt.now()
+	es.InstanceID = g.id
+	inst := orchestration.NewInstance(g.rt.reg, g.rt.executor)
+	var ep orchestration.Episode
+	if es.FireAt.After(now) {
+		// A scheduled start: record it, run the first episode when due.
+		es.Timestamp = now
+		if _, err := inst.Replay([]orchestration.HistoryEvent{es}); err != nil {
+			inst.Close()
+			respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
+			g.loaded = optimistic == nil
+			return
+		}
+		ep = orchestration.Episode{Events: []orchestration.HistoryEvent{es}, Status: orchestration.StatusPending}
+	} else {
+		ep, err = inst.Step(now, es)
+		if err != nil {
+			inst.Close()
+			respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
+			g.loaded = optimistic == nil
+			return
+		}
+	}
+	previous := g.inst
+	g.setInstance(inst)
+	g.optimistic, g.optimisticFlight = optimistic, optimistic != nil
+	g.appendEpisode(c, ep, []*actor.PID{req.sender}, restart, previous)
+}
+
+// deliver queues inputs for the next episode.
+func (g *grain) deliver(c actor.Context, m *grainpb.Deliver, sender *actor.PID) {
+	reply := func(msg any) { c.Send(sender, msg) }
+	switch {
+	case g.broken != nil:
+		reply(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
+		return
+	case g.inst == nil:
+		reply(errorReply(grainpb.Error_NOT_FOUND, "instance %q does not exist", g.id))
+		return
+	}
+	events, err := decodeEvents(m.Events)
+	if err != nil {
+		reply(errorReply(grainpb.Error_INVALID, "delivery to %q: %v", g.id, err))
+		return
+	}
+	// While an append is in flight its outcome (a completion, or fencing)
+	// is not known yet: the inputs wait for it and are judged after.
+	if !g.appending && g.inst.Status().IsTerminal() {
+		reply(errorReply(grainpb.Error_NOT_RUNNING, "instance %q is %s", g.id, g.inst.Status()))
+		return
+	}
+	if len(events) == 0 {
+		g.tick = true // the scheduled start is due
+	}
+	g.enqueue(c, g.keepCurrent(events), sender)
+}
+
+// keepCurrent drops outcomes that do not belong to the current generation:
+// fired timers of an earlier generation or already fired, outcomes of
+// sub-orchestrations an earlier generation of this instance started. The
+// generation they carry for this check is cleared.
+func (g *grain) keepCurrent(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
+	kept := events[:0]
+	for _, ev := range events {
+		switch ev.Kind {
+		case orchestration.TimerFired:
+			if ev.Generation != g.generation || !g.timerPending(ev.EventID, ev.FireAt) {
+				continue
+			}
+		case orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed:
+			if ev.Generation != g.generation {
+				continue
+			}
+		}
+		ev.Generation = 0
+		kept = append(kept, ev)
+	}
+	return kept
+}
+
+func (g *grain) timerPending(eventID int32, at time.Time) bool {
+	for _, p := range g.inst.Pending() {
+		if p.Kind == orchestration.TimerCreated && p.EventID == eventID {
+			return p.FireAt.Equal(at)
+		}
+	}
+	return false
+}
+
+// enqueue adds inputs to the next episode; waiter (if any) is answered once
+// they are recorded.
+func (g *grain) enqueue(c actor.Context, events []orchestration.HistoryEvent, waiter *actor.PID) {
+	g.queue = append(g.queue, events...)
+	if waiter != nil {
+		g.waiters = append(g.waiters, waiter)
+	}
+	g.process(c)
+}
+
+// process runs an episode with the queued inputs, unless an append is in
+// flight: the inputs then wait and go into one episode together. Inputs for
+// an instance whose start is scheduled for later are recorded without
+// running it.
+func (g *grain) process(c actor.Context) {
+	if g.appending || (len(g.queue) == 0 && !g.tick && len(g.waiters) == 0) {
+		return
+	}
+	inputs, waiters, tick, results := g.queue, g.waiters, g.tick, g.results
+	g.queue, g.waiters, g.tick, g.results = nil, nil, false, 0
+	pending := g.inst.Status() == orchestration.StatusPending
+	if len(inputs) == 0 && !(tick && pending) {
+		g.reply(c, waiters, g.ack()) // nothing to record
+		return
+	}
+	var ep orchestration.Episode
+	var err error
+	if start, _ := g.inst.Started(); pending && !tick && g.rt.now().Before(start.FireAt) {
+		ep, err = g.inst.Record(g.rt.now(), inputs...)
+	} else {
+		ep, err = g.inst.Step(g.rt.now(), inputs...)
+	}
+	// The executor copied the inputs; their buffer takes the next ones.
+	clear(inputs)
+	g.queue = inputs[:0]
+	if err != nil {
+		g.rt.unrecorded.Add(-int64(results))
+		g.reply(c, waiters, errorReply(grainpb.Error_NOT_RUNNING, "instance %q: %v", g.id, err))
+		return
+	}
+	if len(ep.Events) == 0 {
+		g.rt.unrecorded.Add(-int64(results))
+		g.reply(c, waiters, g.ack())
+		return
+	}
+	g.pendingResults = results
+	g.appendEpisode(c, ep, waiters, false, nil)
+}
+
+// appendEpisode appends an episode as one record in the background; the
+// grain learns the outcome from appendDone. A ContinueAsNew appends two
+// records, the end of the old generation and the start of the new, and a
+// restart of a finished instance one; the history before the new
+// generation's record is then truncated.
+func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters []*actor.PID, restart bool, previous *orchestration.Instance) {
+	g.appending = true
+	var data []eventstore.EventData
+	if ep.ContinuedAsNew {
+		data = []eventstore.EventData{
+			history.EpisodeData(ep.Events[:ep.NewGeneration], eventID()),
+			history.EpisodeData(ep.Events[ep.NewGeneration:], eventID()),
+		}
+	} else {
+		data = []eventstore.EventData{history.EpisodeData(ep.Events, eventID())}
+	}
+	expected := eventstore.NoStream
+	if g.revision != eventstore.NoRevision {
+		expected = eventstore.Exact(uint64(g.revision))
+	}
+	truncate := ep.ContinuedAsNew || restart
+	epoch := g.rt.acted.begin()
+	self, stream, rt, optimistic, results := c.Self(), g.stream, g.rt, g.optimistic, g.pendingResults
+	g.optimistic, g.pendingResults, g.inflightResults = nil, 0, results
+	rt.pool.Schedule(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, err := rt.store.Append(ctx, stream, expected, data...)
+		if err == nil && truncate {
+			// The last record starts the new generation.
+			if terr := rt.store.TruncateBefore(ctx, stream, res.Revision); terr != nil {
+				// Replay skips to the last ExecutionStarted, so a longer
+				// history is only slower.
+				rt.log.Warn("truncating a finished generation failed", "stream", stream, "error", terr)
+			}
+		}
+		rt.system.Root.Send(self, &appendDone{optimistic: optimistic, results: results, episode: ep, waiters: waiters, result: res, err: err, epoch: epoch, restart: restart, previous: previous})
+	})
+}
+
+// appendDone acts on a recorded episode, or stops the grain when the
+// append failed: its state is then ahead of the stream, and another
+// activation may own the instance (fencing).
+func (g *grain) appendDone(c actor.Context, d *appendDone) {
+	g.appending = false
+	// The results it carried are recorded, or will be again by the
+	// activities' re-run after a failed append.
+	g.rt.unrecorded.Add(-int64(d.results))
+	g.inflightResults = 0
+	if d.previous != nil {
+		d.previous.Close()
+	}
+	if d.optimistic != nil {
+		g.optimisticFlight = false
+		defer g.releaseHeld(c)
+	}
+	if d.optimistic != nil && errors.Is(d.err, eventstore.ErrWrongExpectedRevision) {
+		// The instance exists after all: read it and handle the Start again.
+		g.rt.acted.end(d.epoch)
+		g.inst.Close()
+		g.inst, g.loaded = nil, false
+		if g.ensureLoaded(c, d.optimistic.sender) {
+			g.start(c, d.optimistic)
+			g.process(c)
+		}
+		return
+	}
+	if d.err != nil {
+		g.rt.acted.end(d.epoch)
+		if errors.Is(d.err, eventstore.ErrWrongExpectedRevision) {
+			g.rt.log.Warn("another activation wrote the instance first; stopping without acting", "instance", g.id, "error", d.err)
+		} else {
+			g.rt.log.Error("appending an episode failed; stopping the activation", "instance", g.id, "error", d.err)
+		}
+		g.reply(c, append(d.waiters, g.waiters...), errorReply(grainpb.Error_UNAVAILABLE, "instance %q: %v", g.id, d.err))
+		g.rt.unrecorded.Add(-int64(g.results))
+		g.waiters, g.queue, g.results = nil, nil, 0
+		g.broken = d.err
+		c.Stop(c.Self())
+		return
+	}
+	g.revision, g.position = int64(d.result.Revision), d.result.Position
+	ep := d.episode
+	current := ep.Events
+	if ep.ContinuedAsNew {
+		current = ep.Events[:ep.NewGeneration]
+	}
+	g.act(c, current, d.epoch)
+	g.reply(c, d.waiters, g.ack())
+	if ep.ContinuedAsNew {
+		g.continueAsNew(c, ep.Events[ep.NewGeneration:])
+	}
+	g.process(c)
+}
+
+// releaseHeld handles the requests that waited for an optimistic Start.
+func (g *grain) releaseHeld(c actor.Context) {
+	held := g.held
+	g.held = nil
+	for _, h := range held {
+		g.request(c, h.msg, h.sender)
+	}
+}
+
+// continueAsNew switches to the new generation that the last append
+// started, and runs it.
+func (g *grain) continueAsNew(c actor.Context, events []orchestration.HistoryEvent) {
+	g.cancelActivities()
+	g.stopLocalTimers()
+	// Outcomes queued during the append belong to the old generation; raised
+	// events and control requests go on to the new one.
+	kept := g.queue[:0]
+	for _, ev := range g.queue {
+		switch ev.Kind {
+		case orchestration.TaskCompleted, orchestration.TaskFailed, orchestration.TimerFired,
+			orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed:
+			continue
+		}
+		kept = append(kept, ev)
+	}
+	g.rt.unrecorded.Add(-int64(g.results))
+	g.queue, g.results = kept, 0
+	g.inst.Close()
+	inst := orchestration.NewInstance(g.rt.reg, g.rt.executor)
+	next, err := inst.Replay(events)
+	g.setInstance(inst)
+	if err != nil {
+		g.rt.log.Error("starting the next generation failed", "instance", g.id, "error", err)
+		return
+	}
+	if len(next.Events) > 0 {
+		g.appendEpisode(c, next, nil, false, nil)
+	}
+}

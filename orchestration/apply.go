@@ -1,0 +1,235 @@
+package orchestration
+
+import (
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+)
+
+// pendingDecision is a decision made while replaying, waiting for the
+// recorded event that confirms it.
+type pendingDecision struct {
+	event HistoryEvent
+}
+
+// describeCall names the call that made a decision, for error messages.
+func describeCall(ev *HistoryEvent) string {
+	switch ev.Kind {
+	case TaskScheduled:
+		return fmt.Sprintf("CallActivity(%q)", ev.Name)
+	case SubOrchestrationInstanceCreated:
+		return fmt.Sprintf("CallSubOrchestrator(%q)", ev.Name)
+	case TimerCreated:
+		return fmt.Sprintf("CreateTimer(%s)", ev.FireAt.Format(time.RFC3339Nano))
+	case EventSent:
+		return fmt.Sprintf("SendEvent(%q, %q)", ev.InstanceID, ev.Name)
+	}
+	return ev.Kind.String()
+}
+
+// drive runs the instance until every available event is applied: it
+// applies events itself while the orchestrator is not running, starts the
+// orchestrator when its ExecutionStarted is applied within an episode, and
+// hands control to the parked orchestrator when there are events for it.
+func (i *Instance) drive() {
+	for {
+		switch {
+		case i.fnState == fnAlive && i.cursor < i.available():
+			i.resume()
+		case i.fnState == fnNotStarted && i.started && i.episodeOpen && !i.completed && i.fn != nil && !i.now.Before(i.start.FireAt):
+			i.fnState = fnAlive
+			if !i.suspended {
+				i.status = StatusRunning
+			}
+			i.resume, i.stop = iter.Pull(i.runFunction)
+			i.resume()
+		case i.cursor < i.available():
+			if err := i.applyNext(); err != nil {
+				i.failHard(err)
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (i *Instance) available() int { return len(i.stored) + len(i.live) }
+
+func (i *Instance) replaying() bool { return i.cursor < len(i.stored) }
+
+// applyNext applies the event at the cursor.
+func (i *Instance) applyNext() error {
+	n := i.cursor
+	var ev *HistoryEvent
+	stored := n < len(i.stored)
+	if stored {
+		ev = &i.stored[n]
+	} else {
+		ev = &i.live[n-len(i.stored)]
+	}
+	i.cursor++
+	if i.completed && !ev.Kind.IsDecision() && ev.Kind != OrchestratorStarted {
+		return nil // after the end, inputs change nothing; recorded decisions are still checked
+	}
+	if i.suspended && isDeferrable(ev.Kind) {
+		i.deferred = append(i.deferred, *ev)
+		return nil
+	}
+	return i.apply(ev, stored, n)
+}
+
+func isDeferrable(k EventKind) bool {
+	switch k {
+	case TaskCompleted, TaskFailed, SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed, TimerFired, EventRaised:
+		return true
+	}
+	return false
+}
+
+func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {
+	if ev.RequestID != "" {
+		if i.requestIDs == nil {
+			i.requestIDs = make(map[string]struct{})
+		}
+		i.requestIDs[ev.RequestID] = struct{}{}
+	}
+	switch ev.Kind {
+	case OrchestratorStarted:
+		i.now = ev.Timestamp
+		i.episodeOpen = true
+		i.actions = 0
+	case OrchestratorCompleted:
+		if ev.CustomStatus != nil {
+			i.customStatus = ev.CustomStatus
+		}
+		if stored {
+			for seq, p := range i.pending {
+				return i.nonDeterminism(-1, nil, describeCall(&p.event), seq)
+			}
+		}
+	case ExecutionStarted:
+		return i.begin(ev)
+	case TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, EventSent:
+		if stored {
+			return i.confirm(ev, index)
+		}
+	case ExecutionCompleted:
+		if stored {
+			return i.confirmCompletion(ev, index)
+		}
+	case TaskCompleted:
+		i.finishTask(ev.EventID, ev.Result, nil)
+	case TaskFailed:
+		if t := i.task(ev.EventID); t != nil {
+			i.finishTask(ev.EventID, nil, &TaskFailedError{Kind: ActivityTask, Name: t.name, EventID: ev.EventID, Failure: ev.Failure})
+		}
+	case SubOrchestrationInstanceCompleted:
+		i.finishTask(ev.EventID, ev.Result, nil)
+	case SubOrchestrationInstanceFailed:
+		if t := i.task(ev.EventID); t != nil {
+			i.finishTask(ev.EventID, nil, &TaskFailedError{Kind: SubOrchestrationTask, Name: t.name, EventID: ev.EventID, Failure: ev.Failure})
+		}
+	case TimerFired:
+		i.finishTask(ev.EventID, nil, nil)
+	case EventRaised:
+		i.deliver(ev.Name, ev.Input)
+	case ExecutionTerminated:
+		i.terminate(ev.Input)
+	case ExecutionSuspended:
+		if !i.completed {
+			i.suspended = true
+			i.status = StatusSuspended
+		}
+	case ExecutionResumed:
+		if i.suspended {
+			i.suspended = false
+			i.status = StatusRunning
+			deferred := i.deferred
+			i.deferred = nil
+			for n := range deferred {
+				if err := i.apply(&deferred[n], false, -1); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// begin applies ExecutionStarted.
+func (i *Instance) begin(ev *HistoryEvent) error {
+	if i.started {
+		return nil
+	}
+	i.started = true
+	i.start = *ev
+	fn, ok := i.reg.Get(ev.Name)
+	if !ok {
+		i.failHard(&UnknownOrchestratorError{Name: ev.Name})
+		return nil
+	}
+	i.fn = fn
+	return nil
+}
+
+func (i *Instance) task(seq int32) *Task {
+	if seq < 0 || int(seq) >= len(i.tasks) {
+		return nil
+	}
+	return i.tasks[seq]
+}
+
+// finishTask completes the task of a decision and forgets it, so the
+// instance does not hold the results of a long history.
+func (i *Instance) finishTask(seq int32, result []byte, err error) {
+	if t := i.task(seq); t != nil {
+		i.tasks[seq] = nil
+		t.complete(result, err)
+	}
+}
+
+// confirm matches a recorded decision with the pending decision of the same
+// sequence number.
+func (i *Instance) confirm(ev *HistoryEvent, index int) error {
+	p, ok := i.pending[ev.EventID]
+	if !ok {
+		return i.nonDeterminism(index, ev, i.waitingOn(), -1)
+	}
+	if p.event.Kind != ev.Kind || !strings.EqualFold(p.event.Name, ev.Name) {
+		return i.nonDeterminism(index, ev, describeCall(&p.event), -1)
+	}
+	delete(i.pending, ev.EventID)
+	return nil
+}
+
+func (i *Instance) confirmCompletion(ev *HistoryEvent, index int) error {
+	c := i.completion
+	if c == nil {
+		return i.nonDeterminism(index, ev, i.waitingOn(), -1)
+	}
+	if c.Status != ev.Status {
+		return i.nonDeterminism(index, ev, fmt.Sprintf("ExecutionCompleted(%s)", c.Status), -1)
+	}
+	i.completion = nil
+	return nil
+}
+
+// waitingOn describes what the code did instead of a recorded decision.
+func (i *Instance) waitingOn() string {
+	if i.completed {
+		return "no further call (it completed)"
+	}
+	return "no call (it is waiting)"
+}
+
+func (i *Instance) nonDeterminism(index int, ev *HistoryEvent, call string, seq int32) error {
+	err := &NonDeterminismError{InstanceID: i.start.InstanceID, Orchestrator: i.start.Name, Index: index, Call: call}
+	if ev != nil {
+		cp := *ev
+		err.Event = &cp
+	} else if seq >= 0 {
+		err.Call = fmt.Sprintf("%s (#%d) that no recorded episode has", call, seq)
+	}
+	return err
+}
