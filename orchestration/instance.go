@@ -220,30 +220,40 @@ func (i *Instance) Record(now time.Time, inputs ...HistoryEvent) (Episode, error
 
 // appendNew appends the inputs that were not recorded before, nor earlier
 // in the same batch (a redelivered message can arrive twice in one batch).
+// Batches are mostly a handful of inputs, compared directly; large ones
+// (a fan-out's results) use sets.
 func (i *Instance) appendNew(dst []HistoryEvent, now time.Time, inputs []HistoryEvent) []HistoryEvent {
+	first := len(dst)
 	var outcomes map[int32]struct{}
 	var requests map[string]struct{}
+	if len(inputs) > 16 {
+		outcomes, requests = make(map[int32]struct{}), make(map[string]struct{})
+	}
+	seen := func(in HistoryEvent) bool {
+		if outcomes != nil {
+			_, dupOutcome := outcomes[in.EventID]
+			_, dupRequest := requests[in.RequestID]
+			return isOutcome(in.Kind) && dupOutcome || in.RequestID != "" && dupRequest
+		}
+		for _, prev := range dst[first:] {
+			if isOutcome(in.Kind) && isOutcome(prev.Kind) && prev.EventID == in.EventID ||
+				in.RequestID != "" && prev.RequestID == in.RequestID {
+				return true
+			}
+		}
+		return false
+	}
 	for _, in := range inputs {
-		if i.isDuplicate(in) {
+		if i.isDuplicate(in) || seen(in) {
 			continue
 		}
-		if isOutcome(in.Kind) {
-			if _, seen := outcomes[in.EventID]; seen {
-				continue
+		if outcomes != nil {
+			if isOutcome(in.Kind) {
+				outcomes[in.EventID] = struct{}{}
 			}
-			if outcomes == nil {
-				outcomes = make(map[int32]struct{})
+			if in.RequestID != "" {
+				requests[in.RequestID] = struct{}{}
 			}
-			outcomes[in.EventID] = struct{}{}
-		}
-		if in.RequestID != "" {
-			if _, seen := requests[in.RequestID]; seen {
-				continue
-			}
-			if requests == nil {
-				requests = make(map[string]struct{})
-			}
-			requests[in.RequestID] = struct{}{}
 		}
 		if in.Timestamp.IsZero() {
 			in.Timestamp = now
