@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
@@ -31,7 +32,22 @@ type request struct {
 	events   []eventstore.EventData
 	revision uint64 // opTruncate
 	done     chan reply
+	// state is pending until the committer takes the request or its caller,
+	// whose context ended, withdraws it; whichever comes first decides.
+	state atomic.Uint32
 }
+
+// Request states.
+const (
+	pending uint32 = iota
+	taken
+	withdrawn
+)
+
+// take claims r for the committer. It fails when the caller withdrew r; the
+// committer then skips it without reading its events, whose buffers belong
+// to the caller again.
+func (r *request) take() bool { return r.state.CompareAndSwap(pending, taken) }
 
 type reply struct {
 	result eventstore.AppendResult
@@ -130,6 +146,9 @@ func (c *committer) run() {
 			}
 		}
 		for _, r := range reqs {
+			if !r.take() {
+				continue
+			}
 			if r.op == opAppend {
 				c.append(r)
 				continue

@@ -212,8 +212,10 @@ func (s *Store) Close() error {
 }
 
 // submit hands a request to the committer and waits for its outcome. If ctx
-// ends first the request may still commit, as when a reply is lost; a retry
-// with the same event IDs is idempotent.
+// ends while the request waits in the queue, the request is withdrawn: it
+// never runs, its events are not read again, and submit returns ctx.Err().
+// Once the committer has taken it, submit waits for its outcome, which takes
+// at most the one commit that writes it.
 func (s *Store) submit(ctx context.Context, r *request) (eventstore.AppendResult, error) {
 	r.done = make(chan reply, 1)
 	select {
@@ -227,16 +229,22 @@ func (s *Store) submit(ctx context.Context, r *request) (eventstore.AppendResult
 	case rep := <-r.done:
 		return rep.result, rep.err
 	case <-s.stopped:
-		// The committer replies before it stops, so a reply is here now or
-		// the request was never taken.
-		select {
-		case rep := <-r.done:
-			return rep.result, rep.err
-		default:
-			return eventstore.AppendResult{}, eventstore.ErrClosed
-		}
 	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
+		if r.state.CompareAndSwap(pending, withdrawn) {
+			return eventstore.AppendResult{}, ctx.Err()
+		}
+		// The committer took the request first; it replies once the commit
+		// that writes it is done.
+		rep := <-r.done
+		return rep.result, rep.err
+	}
+	// The committer replies before it stops, so a reply is here now or the
+	// request was never taken.
+	select {
+	case rep := <-r.done:
+		return rep.result, rep.err
+	default:
+		return eventstore.AppendResult{}, eventstore.ErrClosed
 	}
 }
 

@@ -1,0 +1,147 @@
+package pebble
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/durableactor/durable/eventstore"
+)
+
+// gate holds the committer inside the next append it writes: the committer
+// asks the clock for the events' creation time once it has decided to write
+// them. Requests that arrive meanwhile wait in the queue.
+type gate struct {
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGate() *gate {
+	return &gate{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (g *gate) clock() time.Time {
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		<-g.release
+	}
+	return time.Now()
+}
+
+// hold arms the gate, starts an append to stream and returns once the
+// committer is held inside it, with the append's outcome to come on the
+// channel.
+func (g *gate) hold(t *testing.T, ctx context.Context, s *Store, stream string, ev eventstore.EventData) <-chan error {
+	t.Helper()
+	g.armed.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, stream, eventstore.Any, ev)
+		done <- err
+	}()
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the committer never reached the held append")
+	}
+	return done
+}
+
+// queued waits until n requests wait in the committer's queue.
+func queued(t *testing.T, s *Store, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.requests) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", len(s.requests), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func openGated(t *testing.T) (*Store, *gate) {
+	t.Helper()
+	g := newGate()
+	s, err := Open(Config{Dir: t.TempDir(), Clock: g.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, g
+}
+
+func readIDs(t *testing.T, s *Store, stream string) []uuid.UUID {
+	t.Helper()
+	var ids []uuid.UUID
+	for ev, err := range s.ReadStream(context.Background(), stream, eventstore.ReadStreamOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ev.ID)
+	}
+	return ids
+}
+
+// TestCancelledAppendWhileQueued checks that an append whose context ends
+// while it waits in the queue is withdrawn: it returns the context's error,
+// writes nothing, and the committer never reads its events, whose buffers
+// the caller may reuse at once.
+func TestCancelledAppendWhileQueued(t *testing.T) {
+	s, g := openGated(t)
+	ctx := context.Background()
+	first := eventstore.EventData{ID: uuid.New(), Type: "First"}
+	held := g.hold(t, ctx, s, "s", first)
+
+	cctx, cancel := context.WithCancel(ctx)
+	data := []byte("original")
+	cancelled := eventstore.EventData{ID: uuid.New(), Type: "Cancelled", Data: data}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Append(cctx, "s", eventstore.Any, cancelled)
+		done <- err
+	}()
+	queued(t, s, 1)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Append returned %v, want context.Canceled", err)
+	}
+	// The caller owns its buffer again, while the committer goes on.
+	close(g.release)
+	copy(data, "reused!!")
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	// A later append goes through the committer after the withdrawn one.
+	last := eventstore.EventData{ID: uuid.New(), Type: "Last"}
+	if _, err := s.Append(ctx, "s", eventstore.Any, last); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readIDs(t, s, "s"), []uuid.UUID{first.ID, last.ID}; !slices.Equal(got, want) {
+		t.Fatalf("stream holds %v, want %v: a cancelled append that reported its error was written", got, want)
+	}
+}
+
+// TestCancelledAppendOnceTaken checks that an append whose context ends
+// after the committer took it reports what happened to it, rather than an
+// error for events that were written.
+func TestCancelledAppendOnceTaken(t *testing.T) {
+	s, g := openGated(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ev := eventstore.EventData{ID: uuid.New(), Type: "Taken"}
+	held := g.hold(t, ctx, s, "s", ev)
+	cancel()
+	time.Sleep(10 * time.Millisecond) // let a wrong Append return early
+	close(g.release)
+	if err := <-held; err != nil {
+		t.Fatalf("Append returned %v for an event it wrote", err)
+	}
+	if got, want := readIDs(t, s, "s"), []uuid.UUID{ev.ID}; !slices.Equal(got, want) {
+		t.Fatalf("stream holds %v, want %v", got, want)
+	}
+}
