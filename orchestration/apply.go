@@ -200,19 +200,38 @@ func (i *Instance) confirm(ev *HistoryEvent, index int) error {
 		return i.nonDeterminism(index, ev, describeCall(&p.event), -1)
 	}
 	delete(i.pending, ev.EventID)
+	i.checkLength(index)
 	return nil
 }
 
 func (i *Instance) confirmCompletion(ev *HistoryEvent, index int) error {
+	i.checkLength(index)
 	c := i.completion
 	if c == nil {
 		return i.nonDeterminism(index, ev, i.waitingOn(), -1)
 	}
-	if c.Status != ev.Status {
+	if c.Status != ev.Status || i.hardFailed != nil && !sameFailure(c.Failure, ev.Failure) {
 		return i.nonDeterminism(index, ev, fmt.Sprintf("ExecutionCompleted(%s)", c.Status), -1)
 	}
 	i.completion = nil
 	return nil
+}
+
+// checkLength applies the history length limit to a recorded decision at
+// index, as emit did when the decision was new, so a replay fails where the
+// recorded run failed.
+func (i *Instance) checkLength(index int) {
+	if index >= i.opts.MaxHistoryEvents {
+		i.abort(&LimitError{What: "history length", Value: index + 1, Limit: i.opts.MaxHistoryEvents,
+			Hint: "restart long-running orchestrations with ContinueAsNew"})
+	}
+}
+
+func sameFailure(a, b *FailureDetails) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.ErrorType == b.ErrorType && a.Message == b.Message
 }
 
 // waitingOn describes what the code did instead of a recorded decision.

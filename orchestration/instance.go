@@ -364,10 +364,7 @@ func (i *Instance) emit(ev HistoryEvent) {
 	ev.Timestamp = i.now
 	i.live = append(i.live, ev)
 	i.length++
-	if i.length > i.opts.MaxHistoryEvents {
-		i.abort(&LimitError{What: "history length", Value: i.length, Limit: i.opts.MaxHistoryEvents,
-			Hint: "restart long-running orchestrations with ContinueAsNew"})
-	}
+	i.checkLength(i.length - 1)
 }
 
 // flushPending turns the decisions still pending at the end of a replayed

@@ -190,3 +190,55 @@ func TestUnknownOrchestrator(t *testing.T) {
 		t.Fatalf("episode %+v", ep.Events)
 	}
 }
+
+// TestReplayOfAHardFailure: replaying a history that ended because the
+// executor could not go on (an unknown orchestrator, a limit) finds the same
+// failure again and records nothing new, so reloading a failed instance
+// does not add a second ExecutionCompleted to its history.
+func TestReplayOfAHardFailure(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	reg.Add("Wide", func(ctx *orchestration.Context) (any, error) {
+		for k := range 11 {
+			ctx.CallActivity("A", k)
+		}
+		return nil, nil
+	})
+	reg.Add("Long", func(ctx *orchestration.Context) (any, error) {
+		for {
+			if err := ctx.CallActivity("A", nil).Await(nil); err != nil {
+				return nil, err
+			}
+		}
+	})
+	opts := orchestration.Options{MaxActionsPerEpisode: 10, MaxHistoryEvents: 50}
+	for _, name := range []string{"Nope", "Wide", "Long"} {
+		t.Run(name, func(t *testing.T) {
+			env := orchestrationtest.New(reg, orchestrationtest.Options{Executor: opts, SkipReplayCheck: true})
+			defer env.Close()
+			env.RegisterActivity("A", func(context.Context, []byte) ([]byte, error) { return nil, nil })
+			id, err := env.Start(name, nil, orchestrationtest.StartOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if env.Err(id) == nil {
+				t.Fatalf("status %s, no executor error", env.Status(id))
+			}
+			inst := orchestration.NewInstance(reg, opts)
+			defer inst.Close()
+			ep, err := inst.Replay(env.History(id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ep.Events) != 0 {
+				t.Fatalf("the replay recorded %v", ep.Events)
+			}
+			if inst.Err() == nil || inst.Err().Error() != env.Err(id).Error() || inst.Status() != orchestration.StatusFailed {
+				t.Fatalf("replayed: status %s, err %v; recorded: %v", inst.Status(), inst.Err(), env.Err(id))
+			}
+			_, failure := inst.Output()
+			if failure.String() != env.Failure(id).String() {
+				t.Fatalf("replayed failure %s, recorded %s", failure, env.Failure(id))
+			}
+		})
+	}
+}

@@ -106,8 +106,9 @@ func (i *Instance) fail(err error) {
 
 // failHard ends the instance because the executor cannot go on: the code is
 // not deterministic, an orchestrator is unknown, a limit was exceeded. Such
-// a failure is new even while replaying, and replaces a completion the same
-// run made earlier.
+// a failure replaces a completion the same run made earlier. While
+// replaying it is held like a completion: a history that recorded the same
+// failure confirms it, and otherwise it is new when the replay ends.
 func (i *Instance) failHard(err error) {
 	if i.hardFailed != nil {
 		return
@@ -119,7 +120,12 @@ func (i *Instance) failHard(err error) {
 	i.hardFailed = err
 	i.completed = true
 	i.status, i.result, i.failure = StatusFailed, nil, failureOf(err)
-	i.emit(HistoryEvent{Kind: ExecutionCompleted, Status: StatusFailed, Failure: i.failure})
+	ev := HistoryEvent{Kind: ExecutionCompleted, Status: StatusFailed, Failure: i.failure}
+	if i.replaying() {
+		i.completion = &ev
+		return
+	}
+	i.emit(ev)
 }
 
 func failureOf(err error) *FailureDetails {
