@@ -139,7 +139,10 @@ func TestLimits(t *testing.T) {
 		})
 		env := orchestrationtest.New(reg, orchestrationtest.Options{Executor: orchestration.Options{MaxActionsPerEpisode: 10}})
 		defer env.Close()
-		id, _ := env.Start("Wide", nil, orchestrationtest.StartOptions{})
+		id, err := env.Start("Wide", nil, orchestrationtest.StartOptions{})
+		if err != nil {
+			t.Fatalf("the harness failed: %v", err)
+		}
 		var limit *orchestration.LimitError
 		if !errors.As(env.Err(id), &limit) || limit.Limit != 10 || env.Status(id) != orchestration.StatusFailed {
 			t.Fatalf("err %v, status %s", env.Err(id), env.Status(id))
@@ -160,7 +163,10 @@ func TestLimits(t *testing.T) {
 		env := orchestrationtest.New(reg, orchestrationtest.Options{Executor: orchestration.Options{MaxHistoryEvents: 50}})
 		defer env.Close()
 		env.RegisterActivity("A", func(context.Context, []byte) ([]byte, error) { return nil, nil })
-		id, _ := env.Start("Long", nil, orchestrationtest.StartOptions{})
+		id, err := env.Start("Long", nil, orchestrationtest.StartOptions{})
+		if err != nil {
+			t.Fatalf("the harness failed: %v", err)
+		}
 		if !errors.Is(env.Err(id), orchestration.ErrLimitExceeded) || !strings.Contains(env.Failure(id).Message, "history length is 51, over the limit of 50; restart long-running orchestrations with ContinueAsNew") {
 			t.Fatalf("err %v, failure %v", env.Err(id), env.Failure(id))
 		}
@@ -176,7 +182,10 @@ func TestLimits(t *testing.T) {
 		})
 		env := orchestrationtest.New(reg, orchestrationtest.Options{})
 		defer env.Close()
-		id, _ := env.Start("Big", nil, orchestrationtest.StartOptions{})
+		id, err := env.Start("Big", nil, orchestrationtest.StartOptions{})
+		if err != nil {
+			t.Fatalf("the harness failed: %v", err)
+		}
 		if f := env.Failure(id); f == nil || !strings.Contains(f.Message, "custom status size is 17410, over the limit of 16384") {
 			t.Fatalf("failure %v", f)
 		}
@@ -193,7 +202,10 @@ func TestLimits(t *testing.T) {
 		})
 		env := orchestrationtest.New(reg, orchestrationtest.Options{})
 		defer env.Close()
-		id, _ := env.Start("BigInput", nil, orchestrationtest.StartOptions{})
+		id, err := env.Start("BigInput", nil, orchestrationtest.StartOptions{})
+		if err != nil {
+			t.Fatalf("the harness failed: %v", err)
+		}
 		var got string
 		if err := env.Output(id, &got); err != nil || got != "rejected before scheduling" {
 			t.Fatalf("%q %v", got, err)

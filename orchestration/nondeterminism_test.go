@@ -191,6 +191,27 @@ func TestUnknownOrchestrator(t *testing.T) {
 	}
 }
 
+// TestHarnessUnknownOrchestrator: an instance of an unknown orchestrator
+// fails, and the harness reports that as the instance's error, not its own.
+func TestHarnessUnknownOrchestrator(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	reg.Add("Known", func(ctx *orchestration.Context) (any, error) { return "ok", nil })
+	env := orchestrationtest.New(reg, orchestrationtest.Options{})
+	defer env.Close()
+	id, err := env.Start("Nope", nil, orchestrationtest.StartOptions{})
+	if err != nil {
+		t.Fatalf("the harness failed: %v", err)
+	}
+	if !errors.Is(env.Err(id), orchestration.ErrUnknownOrchestrator) || env.Status(id) != orchestration.StatusFailed {
+		t.Fatalf("err %v, status %s", env.Err(id), env.Status(id))
+	}
+	// The Env goes on working.
+	known, err := env.Start("Known", nil, orchestrationtest.StartOptions{})
+	if err != nil || env.Status(known) != orchestration.StatusCompleted {
+		t.Fatalf("status %s, err %v", env.Status(known), err)
+	}
+}
+
 // TestReplayOfAHardFailure: replaying a history that ended because the
 // executor could not go on (an unknown orchestrator, a limit) finds the same
 // failure again and records nothing new, so reloading a failed instance
