@@ -208,6 +208,46 @@ func TestDuplicateIDDeliveredOnce(t *testing.T) {
 	})
 }
 
+func TestPublishBatchStoredOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		b := open(t, be.config(t))
+		batch := make([]Message, 50)
+		for i := range batch {
+			batch[i] = msg(fmt.Sprintf("batch-%d", i))
+		}
+		for range 2 {
+			// The second publish repeats every ID: JetStream acknowledges
+			// and drops each one.
+			if err := b.Publish(ctx, Events, batch...); err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+			bl, err := b.Backlog(ctx, Events)
+			if err != nil {
+				t.Fatalf("Backlog: %v", err)
+			}
+			if bl.Pending != uint64(len(batch)) {
+				t.Errorf("backlog = %+v, want %d pending", bl, len(batch))
+			}
+		}
+		rec := newRecorder(nil)
+		stop := run(t, b, rec.handle)
+		got := map[string]int{}
+		for range batch {
+			got[rec.next(t).msg.ID]++
+		}
+		stop()
+		for _, d := range rec.rest() {
+			got[d.msg.ID]++
+		}
+		for _, m := range batch {
+			if got[m.ID] != 1 {
+				t.Errorf("%s delivered %d times, want once", m.ID, got[m.ID])
+			}
+		}
+	})
+}
+
 // timerConfig is a backend's config with one message at a time, so that
 // timers are handled in the order the server fired them.
 func timerConfig(t *testing.T, be backend) Config {

@@ -92,7 +92,10 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		b.shutdownServer()
 		return nil, err
 	}
-	if b.js, err = jetstream.New(b.nc); err == nil {
+	// An asynchronous publish whose acknowledgement never comes (Publish
+	// stopped waiting at its deadline) is dropped from the client's pending
+	// set after RequestTimeout too.
+	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(cfg.RequestTimeout)); err == nil {
 		err = b.provision(ctx)
 	}
 	if err != nil {

@@ -92,18 +92,21 @@
 //
 // # Watermill and nats.go
 //
-// Publish and Run go through Watermill: a watermill-nats publisher in
-// JetStream mode (the message ID becomes Nats-Msg-Id) and a Watermill router
-// whose handlers read a watermill-nats subscriber bound to the durable
-// consumers, with middleware for the poison queue, the last-attempt
-// decision and panics. A Message maps onto a Watermill message as UUID = ID,
-// metadata Durable-Kind, Durable-Identity and Durable-Type, payload =
-// Payload; on the wire that is the watermill-nats header convention. The
-// rest uses nats.go's JetStream API directly, where Watermill has no
-// notion of it: creating streams and consumers, publishing schedules (the
-// watermill-nats publisher would send the ID as Nats-Msg-Id, and JetStream
-// would then drop a reschedule as a duplicate), purging a schedule, and
-// reading the poison stream and backlog counts.
+// Run goes through Watermill: a Watermill router whose handlers read a
+// watermill-nats subscriber bound to the durable consumers, with middleware
+// for the poison queue, the last-attempt decision and panics. A Message maps
+// onto a Watermill message as UUID = ID, metadata Durable-Kind,
+// Durable-Identity and Durable-Type, payload = Payload; on the wire that is
+// the watermill-nats header convention.
+//
+// Publishing uses nats.go's JetStream API directly, with the codec the
+// subscriber decodes with: Publish (and the poison queue) send the message ID
+// as Nats-Msg-Id, so JetStream drops duplicates, and a batch is published
+// asynchronously with its acknowledgements awaited together. The rest uses
+// nats.go's JetStream API too, where Watermill has no notion of it: creating
+// streams and consumers, publishing schedules (without Nats-Msg-Id, which
+// would make JetStream drop a reschedule as a duplicate), purging a
+// schedule, and reading the poison stream and backlog counts.
 //
 // # Stopping
 //

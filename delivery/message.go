@@ -130,8 +130,9 @@ func attemptOf(wm *message.Message) int {
 
 // codec maps Watermill messages to NATS messages and back. It follows
 // watermill-nats' NATSMarshaler (UUID in WatermillUUIDHdr, metadata as
-// headers, payload as data, so watermill-nats' TrackMsgId turns the UUID into
-// Nats-Msg-Id) and adds what that marshaler lacks:
+// headers, payload as data; Publish sends that UUID header's value as
+// Nats-Msg-Id, as watermill-nats' TrackMsgId does) and adds what that
+// marshaler lacks:
 //
 //   - Header values are escaped (see escapeHeader). NATS header values cannot
 //     hold CR or LF, and the client strips leading blanks, so an arbitrary ID,

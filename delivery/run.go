@@ -165,11 +165,7 @@ func (b *Bus) newRouter(nc *nats.Conn, h Handler) (*message.Router, error) {
 		return nil, fmt.Errorf("delivery: watermill router: %w", err)
 	}
 
-	poisonPub, err := b.publisher()
-	if err != nil {
-		return nil, err
-	}
-	router.AddMiddleware(poisonQueue(poisonPub, n.poisonSubject()), b.finalAttempt, recoverer)
+	router.AddMiddleware(poisonQueue(b.publishPoison), b.finalAttempt, recoverer)
 
 	for _, t := range []Topic{Events, Timers} {
 		router.AddConsumerHandler("durable-"+string(t), n.subject(t), sub, handlerFunc(t, h))
@@ -249,10 +245,10 @@ const (
 )
 
 // poisonQueue publishes a message whose handler failed with a finalError to
-// the poison subject, with the error text and the subject it failed on, and
+// the poison topic, with the error text and the subject it failed on, and
 // then reports success, so the router acks it. If that publish fails the
 // message is nacked and comes again.
-func poisonQueue(pub message.Publisher, subject string) message.HandlerMiddleware {
+func poisonQueue(publish func(*message.Message) error) message.HandlerMiddleware {
 	return func(next message.HandlerFunc) message.HandlerFunc {
 		return func(wm *message.Message) ([]*message.Message, error) {
 			out, err := next(wm)
@@ -262,7 +258,7 @@ func poisonQueue(pub message.Publisher, subject string) message.HandlerMiddlewar
 			}
 			wm.Metadata.Set(reasonPoisonedKey, err.Error())
 			wm.Metadata.Set(topicPoisonedKey, message.SubscribeTopicFromCtx(wm.Context()))
-			if perr := pub.Publish(subject, wm); perr != nil {
+			if perr := publish(wm); perr != nil {
 				return nil, errors.Join(err, fmt.Errorf("delivery: publish to poison topic: %w", perr))
 			}
 			return nil, nil

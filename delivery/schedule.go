@@ -46,11 +46,11 @@ func (b *Bus) Schedule(ctx context.Context, at time.Time, m Message) error {
 	ctx, cancel := b.requestContext(ctx)
 	defer cancel()
 
-	// This publish uses nats.go's JetStream API directly, not watermill-nats:
-	//   - watermill-nats' JetStream publisher sends the message UUID as
-	//     Nats-Msg-Id, and JetStream would then drop a reschedule of the same
-	//     ID within the duplicate window as a duplicate instead of replacing;
-	//   - the schedule headers are publish options in nats.go, not metadata;
+	// This publish differs from Publish's:
+	//   - it sends no Nats-Msg-Id: JetStream would then drop a reschedule of
+	//     the same ID within the duplicate window as a duplicate instead of
+	//     replacing;
+	//   - it carries the schedule headers;
 	//   - a schedule is not a message for any Watermill subscriber: its subject
 	//     is read only by the server's scheduler.
 	// The message is still encoded by the same codec, so the fired copy is
