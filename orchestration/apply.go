@@ -107,6 +107,10 @@ func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {
 			for seq, p := range i.pending {
 				return i.nonDeterminism(-1, nil, describeCall(&p.event), seq)
 			}
+			if c := i.completion; c != nil {
+				// The code completed in an episode that recorded no completion.
+				return i.nonDeterminism(index, ev, fmt.Sprintf("ExecutionCompleted(%s) before it", c.Status), -1)
+			}
 		}
 	case ExecutionStarted:
 		return i.begin(ev)

@@ -263,3 +263,31 @@ func TestReplayOfAHardFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestCompletionInAnEarlierEpisode: code that now completes in an episode
+// whose recorded events do not include the completion is not deterministic,
+// even when a later episode records a completion with the same status.
+func TestCompletionInAnEarlierEpisode(t *testing.T) {
+	v1 := orchestration.NewRegistry()
+	v1.Add("Wait", func(ctx *orchestration.Context) (any, error) {
+		return "done", ctx.WaitForEvent("E").Await(nil)
+	})
+	env := orchestrationtest.New(v1, orchestrationtest.Options{})
+	defer env.Close()
+	id, err := env.Start("Wait", nil, orchestrationtest.StartOptions{InstanceID: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.RaiseEvent(id, "E", nil); err != nil {
+		t.Fatal(err)
+	}
+	if env.Status(id) != orchestration.StatusCompleted {
+		t.Fatalf("status %s", env.Status(id))
+	}
+	v2 := orchestration.NewRegistry()
+	v2.Add("Wait", func(ctx *orchestration.Context) (any, error) { return "done", nil })
+	err = orchestrationtest.Replay(v2, env.History(id), orchestration.Options{})
+	if !errors.Is(err, orchestration.ErrNonDeterminism) || !strings.Contains(err.Error(), "#2 OrchestratorCompleted, but the code now made ExecutionCompleted(Completed) before it") {
+		t.Fatalf("got %v, want a non-determinism error naming the completion", err)
+	}
+}
