@@ -79,12 +79,10 @@ func (i *Instance) applyNext() error {
 	return i.apply(ev, stored, n)
 }
 
+// isDeferrable reports whether a suspended instance holds events of this
+// kind until it resumes.
 func isDeferrable(k EventKind) bool {
-	switch k {
-	case TaskCompleted, TaskFailed, SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed, TimerFired, EventRaised:
-		return true
-	}
-	return false
+	return k.IsOutcome() || k == EventRaised
 }
 
 func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {

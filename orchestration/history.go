@@ -102,6 +102,17 @@ func (k EventKind) IsDecision() bool {
 	return false
 }
 
+// IsOutcome reports whether events of this kind are outcomes of a decision:
+// the result of an activity or sub-orchestration, or a fired timer. Their
+// EventID is the sequence number of the decision they complete.
+func (k EventKind) IsOutcome() bool {
+	switch k {
+	case TaskCompleted, TaskFailed, SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed, TimerFired:
+		return true
+	}
+	return false
+}
+
 // HistoryEvent is one event of an orchestration's history. It is a flat
 // record: each kind uses the fields listed below and leaves the others zero.
 // A flat record keeps decoding and replay free of per-event allocations

@@ -233,10 +233,10 @@ func (i *Instance) appendNew(dst []HistoryEvent, now time.Time, inputs []History
 		if outcomes != nil {
 			_, dupOutcome := outcomes[in.EventID]
 			_, dupRequest := requests[in.RequestID]
-			return isOutcome(in.Kind) && dupOutcome || in.RequestID != "" && dupRequest
+			return in.Kind.IsOutcome() && dupOutcome || in.RequestID != "" && dupRequest
 		}
 		for _, prev := range dst[first:] {
-			if isOutcome(in.Kind) && isOutcome(prev.Kind) && prev.EventID == in.EventID ||
+			if in.Kind.IsOutcome() && prev.Kind.IsOutcome() && prev.EventID == in.EventID ||
 				in.RequestID != "" && prev.RequestID == in.RequestID {
 				return true
 			}
@@ -248,7 +248,7 @@ func (i *Instance) appendNew(dst []HistoryEvent, now time.Time, inputs []History
 			continue
 		}
 		if outcomes != nil {
-			if isOutcome(in.Kind) {
+			if in.Kind.IsOutcome() {
 				outcomes[in.EventID] = struct{}{}
 			}
 			if in.RequestID != "" {
@@ -263,14 +263,6 @@ func (i *Instance) appendNew(dst []HistoryEvent, now time.Time, inputs []History
 	return dst
 }
 
-func isOutcome(k EventKind) bool {
-	switch k {
-	case TaskCompleted, TaskFailed, SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed, TimerFired:
-		return true
-	}
-	return false
-}
-
 func hasStart(events []HistoryEvent) bool {
 	for _, ev := range events {
 		if ev.Kind == ExecutionStarted {
@@ -283,14 +275,14 @@ func hasStart(events []HistoryEvent) bool {
 // isDuplicate reports whether an input was already recorded: a second
 // outcome for the same decision, or a request ID seen before.
 func (i *Instance) isDuplicate(ev HistoryEvent) bool {
-	switch ev.Kind {
-	case TaskCompleted, TaskFailed, SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed, TimerFired:
+	switch {
+	case ev.Kind.IsOutcome():
 		if ev.EventID < 0 || int(ev.EventID) >= len(i.tasks) {
 			return true
 		}
 		t := i.tasks[ev.EventID]
 		return t == nil || t.done || !matchesCompletion(t.kind, ev.Kind)
-	case ExecutionStarted:
+	case ev.Kind == ExecutionStarted:
 		return i.started
 	}
 	if ev.RequestID != "" {
