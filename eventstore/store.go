@@ -16,11 +16,18 @@ type Store interface {
 	// expected. It returns a *WrongExpectedRevisionError when the check
 	// fails, a *TombstonedError when the stream is tombstoned, and the errors
 	// of Limits.CheckAppend for invalid input (an append needs at least one
-	// event). If the events at the revisions
-	// following expected already carry the same IDs, Append writes nothing
-	// and returns the original result (idempotent retry). With Any or
-	// StreamExists the retry is recognised when the same IDs are the
-	// stream's last events.
+	// event).
+	//
+	// An append whose events are already stored where its expected revision
+	// says they go writes nothing and returns the original result
+	// (idempotent retry): the readable events from revision r+1 on for
+	// Exact(r), from revision 0 on for NoStream, and the stream's last events
+	// for Any and StreamExists must carry the same IDs in the same order.
+	// Anything else is an ordinary append, checked against expected. So a
+	// retry is recognised only while its events are readable where that rule
+	// looks: the retry of a NoStream append that recreated a deleted stream
+	// (whose events follow the deleted ones) is a conflict, as is any retry
+	// whose events were truncated or deleted since.
 	Append(ctx context.Context, stream string, expected ExpectedRevision, events ...EventData) (AppendResult, error)
 
 	// ReadStream reads one stream. It yields a *NotFoundError when the stream

@@ -238,6 +238,40 @@ func (su *suite) testIdempotency(t *testing.T) {
 			e.checkUnchanged(s, before)
 		}
 	})
+
+	// NoStream names revision 0 as where its events go, as on a new stream,
+	// so a retry with NoStream looks for its events from there. Events
+	// written elsewhere do not make it a retry: not those of the NoStream
+	// append that recreated a deleted stream, which follow the deleted
+	// events, nor the first readable ones of a truncated stream.
+	t.Run("NoStreamRetryLooksFromRevisionZero", func(t *testing.T) {
+		t.Parallel()
+		e := e.with(t)
+		recreated, truncated := e.stream("recreated"), e.stream("truncated")
+		e.append(recreated, eventstore.NoStream, newEvents(2, "T")...)
+		if err := e.store().DeleteStream(e.ctx(), recreated, eventstore.Any); err != nil {
+			t.Fatal(err)
+		}
+		again := newEvents(2, "T")
+		if res := e.append(recreated, eventstore.NoStream, again...); res.Revision != 3 {
+			t.Fatalf("recreating append got revision %d, want 3", res.Revision)
+		}
+		e.append(truncated, eventstore.NoStream, newEvents(2, "T")...)
+		later := newEvents(2, "T")
+		e.append(truncated, eventstore.Exact(1), later...)
+		if err := e.store().TruncateBefore(e.ctx(), truncated, 2); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			stream string
+			events []eventstore.EventData
+		}{{recreated, again}, {truncated, later}} {
+			before := e.snapshot(c.stream)
+			_, err := e.store().Append(e.ctx(), c.stream, eventstore.NoStream, c.events...)
+			wantWrongRevision(t, err, c.stream, eventstore.NoStream, 3)
+			e.checkUnchanged(c.stream, before)
+		}
+	})
 }
 
 // testConcurrentWriters races writers on one stream, each reading the last

@@ -475,7 +475,10 @@ func (r *modelRun) applyAppend(stream string, x eventstore.ExpectedRevision, evs
 // retry repeats an earlier successful append, as is or with one event ID
 // changed. It only picks retries whose outcome the contract fixes: the
 // events must still be readable where they were written, and for Any and
-// StreamExists they must still be the stream's last events.
+// StreamExists they must still be the stream's last events. A retry with
+// NoStream looks for its events from revision 0, so that of an append that
+// recreated a deleted stream, whose events follow the deleted ones, is a
+// conflict.
 func (r *modelRun) retry() (string, string) {
 	if len(r.m.appends) == 0 {
 		return "retry", ""
@@ -507,10 +510,7 @@ func (r *modelRun) retry() (string, string) {
 		if (a.expected.IsAny() || a.expected.IsStreamExists()) && int64(a.res.Revision) != st.last {
 			return what + " skipped: the events are no longer the last", ""
 		}
-		if a.expected.IsNoStream() && first != 0 {
-			return what + " skipped: the stream had been recreated", ""
-		}
-		if partial {
+		if partial || a.expected.IsNoStream() && first != 0 {
 			want = &eventstore.WrongExpectedRevisionError{Stream: a.stream, Expected: a.expected, Actual: st.current()}
 		}
 	}

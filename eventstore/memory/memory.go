@@ -17,6 +17,7 @@ import (
 
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/eventstore/internal/follow"
+	"github.com/durableactor/durable/eventstore/internal/idempotency"
 )
 
 // Config configures a Store. The zero value is ready to use.
@@ -135,32 +136,28 @@ func (s *Store) Append(ctx context.Context, name string, expected eventstore.Exp
 	return eventstore.AppendResult{Revision: uint64(st.last), Position: s.lastPos}, nil
 }
 
-// retried reports whether events were already appended right after expected
-// (or, for Any and StreamExists, are the stream's last events), and if so the
-// result of that earlier append.
+// retried reports whether events were already appended where a retry at
+// expected looks for them (see idempotency.Revisions), and if so the result
+// of that earlier append.
 func (st *stream) retried(expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, bool) {
-	if st == nil || st.deleted || len(events) == 0 || len(st.events) == 0 {
+	if st == nil || st.deleted {
 		return eventstore.AppendResult{}, false
 	}
-	first := int(st.events[0].Revision)
-	var start int // index in st.events of the first event that should match
-	switch rev, exact := expected.Revision(); {
-	case exact:
-		start = int(rev) + 1 - first
-	case expected.IsNoStream():
-		start = -first
-	default:
-		start = len(st.events) - len(events)
+	floor := uint64(st.last + 1)
+	if len(st.events) > 0 {
+		floor = st.events[0].Revision
 	}
-	if start < 0 || start+len(events) > len(st.events) {
+	first, ok := idempotency.Revisions(expected, floor, st.last, len(events))
+	if !ok {
 		return eventstore.AppendResult{}, false
 	}
+	stored := st.events[first-floor:][:len(events)]
 	for i, ev := range events {
-		if ev.ID == uuid.Nil || st.events[start+i].ID != ev.ID {
+		if ev.ID == uuid.Nil || stored[i].ID != ev.ID {
 			return eventstore.AppendResult{}, false
 		}
 	}
-	last := st.events[start+len(events)-1]
+	last := stored[len(stored)-1]
 	return eventstore.AppendResult{Revision: last.Revision, Position: last.Position}, true
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/durableactor/durable/eventstore"
+	"github.com/durableactor/durable/eventstore/internal/idempotency"
 )
 
 // maxBatch bounds how many requests one group commit takes.
@@ -368,34 +369,22 @@ func (c *committer) append(r *request) {
 	c.respond(r, eventstore.AppendResult{Revision: uint64(m.last), Position: c.lastPosition}, nil)
 }
 
-// retried reports whether r's events are already stored where r expected to
-// write them (or, for Any and StreamExists, are the stream's last events),
-// and if so the result of that earlier append.
+// retried reports whether r's events are already stored where a retry at
+// r.expected looks for them (see idempotency.Revisions), and if so the
+// result of that earlier append.
 func (c *committer) retried(r *request, ps *streamState) (eventstore.AppendResult, bool, error) {
 	m := ps.meta
-	if m.current() == eventstore.NoRevision {
+	n := len(r.events)
+	if (r.expected.IsAny() || r.expected.IsStreamExists()) && r.events[n-1].ID != m.lastID {
 		return eventstore.AppendResult{}, false, nil
 	}
-	n := int64(len(r.events))
-	var start int64
-	switch rev, exact := r.expected.Revision(); {
-	case exact:
-		start = int64(rev) + 1
-	case r.expected.IsNoStream():
-		start = int64(m.floor)
-	default:
-		if r.events[n-1].ID != m.lastID {
-			return eventstore.AppendResult{}, false, nil
-		}
-		start = m.last - n + 1
-	}
-	if start < int64(m.floor) || start+n-1 > m.last {
+	start, ok := idempotency.Revisions(r.expected, m.floor, m.current(), n)
+	if !ok {
 		return eventstore.AppendResult{}, false, nil
 	}
 	var position uint64
 	for i := range r.events {
-		rev := uint64(start) + uint64(i)
-		id, pos, err := c.eventAt(r.stream, ps, rev)
+		id, pos, err := c.eventAt(r.stream, ps, start+uint64(i))
 		if err != nil {
 			return eventstore.AppendResult{}, false, err
 		}
@@ -404,7 +393,7 @@ func (c *committer) retried(r *request, ps *streamState) (eventstore.AppendResul
 		}
 		position = pos
 	}
-	return eventstore.AppendResult{Revision: uint64(start + n - 1), Position: position}, true, nil
+	return eventstore.AppendResult{Revision: start + uint64(n) - 1, Position: position}, true, nil
 }
 
 // eventAt returns the ID and position of a stored or pending event.
