@@ -550,6 +550,9 @@ func TestOpenConfigErrors(t *testing.T) {
 		{Dir: t.TempDir(), Prefix: "has.dot"},
 		{Dir: t.TempDir(), MaxDeliveries: -1},
 		{Dir: t.TempDir(), Listen: "no-port"},
+		{Dir: t.TempDir(), Listen: "localhost:nats"},
+		{Dir: t.TempDir(), Listen: ":65536"},
+		{Dir: t.TempDir(), Listen: ":-1"},
 	} {
 		if _, err := Open(context.Background(), cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("Open(%+v) = %v, want ErrInvalidConfig", cfg, err)

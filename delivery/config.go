@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -91,6 +92,10 @@ type Config struct {
 	// server and of Watermill. Their informational chatter is logged at
 	// Debug. Nil means slog.Default(). Nothing is written to stdout.
 	Logger *slog.Logger
+
+	// listenHost and listenPort are Listen, parsed by withDefaults.
+	listenHost string
+	listenPort int
 }
 
 const (
@@ -122,9 +127,20 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: Prefix %q must be letters, digits, '-' and '_' only", ErrInvalidConfig, c.Prefix)
 	}
 	if c.Listen != "" && c.URL == "" {
-		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		host, port, err := net.SplitHostPort(c.Listen)
+		if err != nil {
 			return c, fmt.Errorf("%w: Listen %q: %v", ErrInvalidConfig, c.Listen, err)
 		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return c, fmt.Errorf("%w: Listen %q: the port must be a number from 0 to 65535", ErrInvalidConfig, c.Listen)
+		}
+		if host == "" {
+			// ":port" names no host; listen on loopback, not on every
+			// interface (the server's own default).
+			host = "127.0.0.1"
+		}
+		c.listenHost, c.listenPort = host, int(p)
 	}
 	for _, f := range []struct {
 		name string

@@ -84,7 +84,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		ncClosed: make(chan struct{}),
 	}
 	if cfg.URL == "" {
-		if b.srv, err = startServer(cfg, cfg.Logger); err != nil {
+		if b.srv, err = startServer(cfg); err != nil {
 			return nil, err
 		}
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -15,8 +13,9 @@ import (
 // startServer starts the embedded NATS server with JetStream storing in
 // cfg.Dir. By default it has no network listener at all (DontListen): the Bus
 // connects through server.InProcessConn, so an embedded engine opens no port.
-// Everything it logs goes to log, its notices at Debug.
-func startServer(cfg Config, log *slog.Logger) (*server.Server, error) {
+// Everything it logs goes to cfg.Logger, its notices at Debug. cfg has been
+// through withDefaults.
+func startServer(cfg Config) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName: "durable-embedded",
 		JetStream:  true,
@@ -28,30 +27,18 @@ func startServer(cfg Config, log *slog.Logger) (*server.Server, error) {
 		NoSystemAccount: true,
 	}
 	if cfg.Listen != "" {
-		host, port, err := net.SplitHostPort(cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("%w: Listen %q: %v", ErrInvalidConfig, cfg.Listen, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return nil, fmt.Errorf("%w: Listen %q: bad port", ErrInvalidConfig, cfg.Listen)
-		}
-		if host == "" {
-			// ":port" names no host; listen on loopback, not on every
-			// interface (the server's own default).
-			host = "127.0.0.1"
-		}
-		if p == 0 {
+		port := cfg.listenPort
+		if port == 0 {
 			// The server reads 0 as its default port 4222.
-			p = server.RANDOM_PORT
+			port = server.RANDOM_PORT
 		}
-		opts.DontListen, opts.Host, opts.Port = false, host, p
+		opts.DontListen, opts.Host, opts.Port = false, cfg.listenHost, port
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("delivery: embedded NATS server: %w", err)
 	}
-	sl := &serverLogger{log: log.With("component", "nats-server")}
+	sl := &serverLogger{log: cfg.Logger.With("component", "nats-server")}
 	// debug and trace stay off: the server is very chatty there, and its
 	// notices already go to Debug.
 	srv.SetLoggerV2(sl, false, false, false)
