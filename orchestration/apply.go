@@ -72,7 +72,18 @@ func (i *Instance) applyNext() error {
 	if i.completed && !ev.Kind.IsDecision() && ev.Kind != OrchestratorStarted {
 		return nil // after the end, inputs change nothing; recorded decisions are still checked
 	}
+	if ev.RequestID != "" {
+		// Recorded now, even if a suspension holds the input, so a
+		// redelivery is a duplicate.
+		if i.requestIDs == nil {
+			i.requestIDs = make(map[string]struct{})
+		}
+		i.requestIDs[ev.RequestID] = struct{}{}
+	}
 	if i.suspended && isDeferrable(ev.Kind) {
+		if t := i.task(ev.EventID); ev.Kind.IsOutcome() && t != nil && matchesCompletion(t.kind, ev.Kind) {
+			t.held = true
+		}
 		i.deferred = append(i.deferred, *ev)
 		return nil
 	}
@@ -86,12 +97,6 @@ func isDeferrable(k EventKind) bool {
 }
 
 func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {
-	if ev.RequestID != "" {
-		if i.requestIDs == nil {
-			i.requestIDs = make(map[string]struct{})
-		}
-		i.requestIDs[ev.RequestID] = struct{}{}
-	}
 	switch ev.Kind {
 	case OrchestratorStarted:
 		i.now = ev.Timestamp

@@ -304,3 +304,34 @@ func TestDuplicateInputsAreDropped(t *testing.T) {
 		t.Fatalf("the duplicate event satisfied the second wait: status %s", inst.Status())
 	}
 }
+
+// TestDuplicateInputsWhileSuspended: inputs held by a suspension are
+// recorded inputs too, so their redelivery before the resume is dropped.
+func TestDuplicateInputsWhileSuspended(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	reg.Add("Two", func(ctx *orchestration.Context) (any, error) {
+		if err := ctx.WhenAll(ctx.CallActivity("A", nil), ctx.WaitForEvent("go")).Await(nil); err != nil {
+			return nil, err
+		}
+		return nil, ctx.WaitForEvent("go").Await(nil)
+	})
+	inst := orchestration.NewInstance(reg, orchestration.Options{})
+	defer inst.Close()
+	now := time.Now()
+	inst.Step(now, orchestration.HistoryEvent{Kind: orchestration.ExecutionStarted, Name: "Two", InstanceID: "t"})
+	inst.Step(now, orchestration.HistoryEvent{Kind: orchestration.ExecutionSuspended})
+	done := orchestration.HistoryEvent{Kind: orchestration.TaskCompleted, EventID: 0}
+	raised := orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: "go", RequestID: "req-1"}
+	if ep, _ := inst.Step(now, done, raised); len(ep.Events) != 4 {
+		t.Fatalf("first delivery recorded %v", ep.Events)
+	}
+	for _, in := range []orchestration.HistoryEvent{done, raised} {
+		if ep, _ := inst.Step(now, in); len(ep.Events) != 0 {
+			t.Fatalf("redelivery while suspended recorded %v", ep.Events)
+		}
+	}
+	inst.Step(now, orchestration.HistoryEvent{Kind: orchestration.ExecutionResumed})
+	if inst.Status() != orchestration.StatusRunning {
+		t.Fatalf("the duplicate event satisfied the second wait: status %s", inst.Status())
+	}
+}

@@ -273,7 +273,8 @@ func hasStart(events []HistoryEvent) bool {
 }
 
 // isDuplicate reports whether an input was already recorded: a second
-// outcome for the same decision, or a request ID seen before.
+// outcome for the same decision (also while a suspension holds the first),
+// or a request ID seen before.
 func (i *Instance) isDuplicate(ev HistoryEvent) bool {
 	switch {
 	case ev.Kind.IsOutcome():
@@ -281,7 +282,7 @@ func (i *Instance) isDuplicate(ev HistoryEvent) bool {
 			return true
 		}
 		t := i.tasks[ev.EventID]
-		return t == nil || t.done || !matchesCompletion(t.kind, ev.Kind)
+		return t == nil || t.done || t.held || !matchesCompletion(t.kind, ev.Kind)
 	case ev.Kind == ExecutionStarted:
 		return i.started
 	}

@@ -25,10 +25,13 @@ const (
 // Awaiting it suspends the orchestrator, deterministically, until the
 // history holds its outcome.
 type Task struct {
-	inst   *Instance
-	kind   taskKind
-	name   string
-	done   bool
+	inst *Instance
+	kind taskKind
+	name string
+	done bool
+	// held is set when a suspension holds the task's outcome: a second
+	// outcome is a duplicate.
+	held   bool
 	result []byte
 	err    error
 	// winner is the index of the first completed task of a WhenAny.
