@@ -335,3 +335,40 @@ func TestDuplicateInputsWhileSuspended(t *testing.T) {
 		t.Fatalf("the duplicate event satisfied the second wait: status %s", inst.Status())
 	}
 }
+
+// TestStaleTimerIsDropped: a fired timer whose time is not that of the
+// timer it names (one of an earlier generation with the same sequence
+// number) is dropped; one without a time is taken.
+func TestStaleTimerIsDropped(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	reg.Add("Sleep", func(ctx *orchestration.Context) (any, error) {
+		return nil, ctx.CreateTimer(2 * time.Hour).Await(nil)
+	})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := now.Add(2 * time.Hour)
+	for _, c := range []struct {
+		name   string
+		fireAt time.Time
+		taken  bool
+	}{
+		{"Stale", now.Add(time.Hour), false},
+		{"SameTimeElsewhere", at.In(time.FixedZone("X", 3600)), true},
+		{"NoTime", time.Time{}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			inst := orchestration.NewInstance(reg, orchestration.Options{})
+			defer inst.Close()
+			inst.Step(now, orchestration.HistoryEvent{Kind: orchestration.ExecutionStarted, Name: "Sleep", InstanceID: "s"})
+			ep, err := inst.Step(at, orchestration.HistoryEvent{Kind: orchestration.TimerFired, EventID: 0, FireAt: c.fireAt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if taken := len(ep.Events) > 0; taken != c.taken {
+				t.Fatalf("taken %v, recorded %v", taken, ep.Events)
+			}
+			if want := map[bool]orchestration.Status{true: orchestration.StatusCompleted, false: orchestration.StatusRunning}[c.taken]; inst.Status() != want {
+				t.Fatalf("status %s", inst.Status())
+			}
+		})
+	}
+}

@@ -274,7 +274,8 @@ func hasStart(events []HistoryEvent) bool {
 
 // isDuplicate reports whether an input was already recorded: a second
 // outcome for the same decision (also while a suspension holds the first),
-// or a request ID seen before.
+// a fired timer whose time (when given) is not its timer's, or a request ID
+// seen before.
 func (i *Instance) isDuplicate(ev HistoryEvent) bool {
 	switch {
 	case ev.Kind.IsOutcome():
@@ -282,7 +283,12 @@ func (i *Instance) isDuplicate(ev HistoryEvent) bool {
 			return true
 		}
 		t := i.tasks[ev.EventID]
-		return t == nil || t.done || t.held || !matchesCompletion(t.kind, ev.Kind)
+		if t == nil || t.done || t.held || !matchesCompletion(t.kind, ev.Kind) {
+			return true
+		}
+		// A timer of an earlier generation can share the sequence number;
+		// its time tells it apart.
+		return ev.Kind == TimerFired && !ev.FireAt.IsZero() && !ev.FireAt.Equal(t.decision.FireAt)
 	case ev.Kind == ExecutionStarted:
 		return i.started
 	}
