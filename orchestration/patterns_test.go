@@ -757,3 +757,47 @@ func indexOf(s, sub string) int {
 	}
 	return -1
 }
+
+// TestContinueAsNewDropsEarlierOutcomes: outcomes of work an earlier
+// generation started (an activity, a sub-orchestration) do not complete the
+// decisions of the next generation that have the same sequence numbers.
+func TestContinueAsNewDropsEarlierOutcomes(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	reg.Add("Restart", func(ctx *orchestration.Context) (any, error) {
+		if ctx.Generation() == 0 {
+			ctx.CallActivity("Old", nil) // not awaited
+			ctx.CallSubOrchestrator("Child", "old", orchestration.WithInstanceID("old-child"))
+			return nil, ctx.ContinueAsNew(nil)
+		}
+		var a, b string
+		if err := ctx.CallActivity("New", nil).Await(&a); err != nil {
+			return nil, err
+		}
+		if err := ctx.CallSubOrchestrator("Child", "new", orchestration.WithInstanceID("new-child")).Await(&b); err != nil {
+			return nil, err
+		}
+		return a + " " + b, nil
+	})
+	reg.Add("Child", func(ctx *orchestration.Context) (any, error) {
+		var in string
+		if err := ctx.Input(&in); err != nil {
+			return nil, err
+		}
+		if in == "new" {
+			// Done after the old child, so its outcome arrives first.
+			if err := ctx.CreateTimer(time.Hour).Await(nil); err != nil {
+				return nil, err
+			}
+		}
+		return in, nil
+	})
+	env := newEnv(t, reg)
+	env.RegisterActivity("Old", func(context.Context, []byte) ([]byte, error) { return []byte(`"old"`), nil })
+	env.RegisterActivity("New", func(context.Context, []byte) ([]byte, error) { return []byte(`"new"`), nil })
+	id := mustStart(t, env, "Restart", nil, orchestrationtest.StartOptions{})
+	mustComplete(t, env, id)
+	var out string
+	if err := env.Output(id, &out); err != nil || out != "new new" {
+		t.Fatalf("output %q, %v", out, err)
+	}
+}

@@ -63,14 +63,18 @@ type instance struct {
 }
 
 // delivery is an input waiting to be delivered, or an activity to run.
+// Outcomes (and activities) carry the generation of the instance that made
+// the decision, so a later generation does not take them for its own.
 type delivery struct {
 	instanceID string
+	generation int32
 	input      orchestration.HistoryEvent
 	activity   *orchestration.HistoryEvent
 }
 
 type timer struct {
 	instanceID string
+	generation int32
 	at         time.Time
 	eventID    int32
 }
@@ -210,8 +214,11 @@ func (e *Env) RunUntilIdle() error {
 		d := e.queue[0]
 		e.queue = e.queue[1:]
 		if d.activity != nil {
-			e.runActivity(d.instanceID, d.activity)
+			e.runActivity(d)
 			continue
+		}
+		if d.input.Kind.IsOutcome() && d.generation != e.instances[d.instanceID].generation() {
+			continue // the outcome of an earlier generation's decision
 		}
 		e.deliver(d.instanceID, d.input)
 	}
@@ -292,7 +299,8 @@ func (e *Env) fireNext() {
 		e.deliver(t.instanceID) // the first episode of a scheduled start
 		return
 	}
-	e.queue = append(e.queue, delivery{instanceID: t.instanceID, input: orchestration.HistoryEvent{Kind: orchestration.TimerFired, EventID: t.eventID, FireAt: t.at}})
+	e.queue = append(e.queue, delivery{instanceID: t.instanceID, generation: t.generation,
+		input: orchestration.HistoryEvent{Kind: orchestration.TimerFired, EventID: t.eventID, FireAt: t.at}})
 }
 
 // deliver runs one episode of an instance with the given inputs.
@@ -327,6 +335,9 @@ func (e *Env) record(in *instance, ep orchestration.Episode) {
 		e.act(in, &events[n])
 	}
 	if ep.ContinuedAsNew {
+		// The timers of the generation that ended never fire.
+		gen := in.generation()
+		e.timers = slices.DeleteFunc(e.timers, func(t timer) bool { return t.instanceID == in.id && t.generation == gen })
 		in.current = len(in.history)
 		in.history = append(in.history, ep.Events[ep.NewGeneration:]...)
 		in.exec = orchestration.NewInstance(e.reg, e.opts.Executor)
@@ -391,17 +402,24 @@ func kinds(events []orchestration.HistoryEvent) []string {
 	return out
 }
 
+// generation returns the instance's current generation.
+func (in *instance) generation() int32 {
+	start, _ := in.exec.Started()
+	return start.Generation
+}
+
 // act carries out a decision.
 func (e *Env) act(in *instance, ev *orchestration.HistoryEvent) {
+	gen := in.generation()
 	switch ev.Kind {
 	case orchestration.TaskScheduled:
 		cp := *ev
-		e.queue = append(e.queue, delivery{instanceID: in.id, activity: &cp})
+		e.queue = append(e.queue, delivery{instanceID: in.id, generation: gen, activity: &cp})
 	case orchestration.TimerCreated:
-		e.timers = append(e.timers, timer{instanceID: in.id, at: ev.FireAt, eventID: ev.EventID})
+		e.timers = append(e.timers, timer{instanceID: in.id, generation: gen, at: ev.FireAt, eventID: ev.EventID})
 	case orchestration.SubOrchestrationInstanceCreated:
 		if _, exists := e.instances[ev.InstanceID]; exists {
-			e.queue = append(e.queue, delivery{instanceID: in.id, input: orchestration.HistoryEvent{
+			e.queue = append(e.queue, delivery{instanceID: in.id, generation: gen, input: orchestration.HistoryEvent{
 				Kind: orchestration.SubOrchestrationInstanceFailed, EventID: ev.EventID,
 				Failure: &orchestration.FailureDetails{ErrorType: "InstanceExists", Message: fmt.Sprintf("instance %q already exists", ev.InstanceID)},
 			}})
@@ -409,7 +427,7 @@ func (e *Env) act(in *instance, ev *orchestration.HistoryEvent) {
 		}
 		start, _ := in.exec.Started()
 		e.create(orchestration.HistoryEvent{Kind: orchestration.ExecutionStarted, Name: ev.Name, Version: ev.Version, InstanceID: ev.InstanceID, Input: ev.Input,
-			Parent: &orchestration.ParentInstance{InstanceID: in.id, Name: start.Name, EventID: ev.EventID}})
+			Parent: &orchestration.ParentInstance{InstanceID: in.id, Name: start.Name, EventID: ev.EventID, Generation: gen}})
 	case orchestration.EventSent:
 		if _, ok := e.instances[ev.InstanceID]; ok {
 			e.queue = append(e.queue, delivery{instanceID: ev.InstanceID, input: orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: ev.Name, Input: ev.Input}})
@@ -433,11 +451,12 @@ func (e *Env) notifyParent(in *instance, ev *orchestration.HistoryEvent) {
 		}
 		done = orchestration.HistoryEvent{Kind: orchestration.SubOrchestrationInstanceFailed, EventID: start.Parent.EventID, Failure: failure}
 	}
-	e.queue = append(e.queue, delivery{instanceID: start.Parent.InstanceID, input: done})
+	e.queue = append(e.queue, delivery{instanceID: start.Parent.InstanceID, generation: start.Parent.Generation, input: done})
 }
 
 // runActivity runs an activity and queues its outcome.
-func (e *Env) runActivity(instanceID string, ev *orchestration.HistoryEvent) {
+func (e *Env) runActivity(d delivery) {
+	instanceID, ev := d.instanceID, d.activity
 	in := e.instances[instanceID]
 	in.activityCalls++
 	result, err := e.callActivity(ev)
@@ -449,7 +468,7 @@ func (e *Env) runActivity(instanceID string, ev *orchestration.HistoryEvent) {
 			out.Failure = p.details
 		}
 	}
-	e.queue = append(e.queue, delivery{instanceID: instanceID, input: out})
+	e.queue = append(e.queue, delivery{instanceID: instanceID, generation: d.generation, input: out})
 }
 
 type panicked struct{ details *orchestration.FailureDetails }
