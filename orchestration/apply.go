@@ -140,7 +140,7 @@ func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {
 	case TimerFired:
 		i.finishTask(ev.EventID, nil, nil)
 	case EventRaised:
-		i.deliver(ev.Name, ev.Input)
+		i.deliver(ev)
 	case ExecutionTerminated:
 		i.terminate(ev.Input)
 	case ExecutionSuspended:

@@ -271,7 +271,7 @@ func (i *Instance) waitForEvent(name string, o waitOptions) *Task {
 	w := &Task{inst: i, kind: eventTask, name: name}
 	q := i.queue(name)
 	if len(q.buffered) > 0 {
-		payload := q.buffered[0]
+		payload := q.buffered[0].payload
 		q.buffered = q.buffered[1:]
 		w.complete(payload, nil)
 		return w

@@ -95,8 +95,17 @@ const (
 )
 
 type eventQueue struct {
-	buffered [][]byte
+	buffered []bufferedEvent
 	waiters  []*Task
+}
+
+// bufferedEvent is a raised event no one waited for yet. It keeps what a
+// ContinueAsNew carries into the next generation: the name as raised and
+// the request ID, so a redelivery is still a duplicate there.
+type bufferedEvent struct {
+	name      string
+	requestID string
+	payload   []byte
 }
 
 type continueAsNew struct {
@@ -385,15 +394,15 @@ func (i *Instance) flushPending() {
 }
 
 // deliver hands a raised event to its oldest waiter, or buffers it.
-func (i *Instance) deliver(name string, payload []byte) {
-	q := i.queue(name)
+func (i *Instance) deliver(ev *HistoryEvent) {
+	q := i.queue(ev.Name)
 	if len(q.waiters) > 0 {
 		w := q.waiters[0]
 		q.waiters = q.waiters[1:]
-		w.complete(payload, nil)
+		w.complete(ev.Input, nil)
 		return
 	}
-	q.buffered = append(q.buffered, payload)
+	q.buffered = append(q.buffered, bufferedEvent{name: ev.Name, requestID: ev.RequestID, payload: ev.Input})
 }
 
 func (i *Instance) queue(name string) *eventQueue {
@@ -423,8 +432,8 @@ func (i *Instance) appendNewGeneration(events []HistoryEvent) ([]HistoryEvent, i
 	events = append(events, start)
 	if can.carryEvents {
 		for _, name := range sortedKeys(i.events) {
-			for _, payload := range i.events[name].buffered {
-				events = append(events, HistoryEvent{Kind: EventRaised, Timestamp: i.now, Name: name, Input: payload})
+			for _, b := range i.events[name].buffered {
+				events = append(events, HistoryEvent{Kind: EventRaised, Timestamp: i.now, Name: b.name, Input: b.payload, RequestID: b.requestID})
 			}
 		}
 	}

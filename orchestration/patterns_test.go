@@ -801,3 +801,50 @@ func TestContinueAsNewDropsEarlierOutcomes(t *testing.T) {
 		t.Fatalf("output %q, %v", out, err)
 	}
 }
+
+// TestCarriedEventKeepsItsRequest: an event carried into the next
+// generation keeps its name as raised and its request ID, so a redelivery
+// of it there is still a duplicate.
+func TestCarriedEventKeepsItsRequest(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	reg.Add("Carry", func(ctx *orchestration.Context) (any, error) {
+		if ctx.Generation() == 0 {
+			if err := ctx.CreateTimer(time.Hour).Await(nil); err != nil {
+				return nil, err
+			}
+			return nil, ctx.ContinueAsNew(nil)
+		}
+		for range 2 {
+			if err := ctx.WaitForEvent("approve").Await(nil); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	inst := orchestration.NewInstance(reg, orchestration.Options{})
+	defer func() { inst.Close() }()
+	inst.Step(now, H{Kind: orchestration.ExecutionStarted, Name: "Carry", InstanceID: "c"})
+	raised := H{Kind: orchestration.EventRaised, Name: "Approve", Input: []byte("1"), RequestID: "req-1"}
+	inst.Step(now, raised)
+	ep, err := inst.Step(now.Add(time.Hour), H{Kind: orchestration.TimerFired, EventID: 0, FireAt: now.Add(time.Hour)})
+	if err != nil || !ep.ContinuedAsNew {
+		t.Fatalf("continued as new %v, %v", ep.ContinuedAsNew, err)
+	}
+	next := ep.Events[ep.NewGeneration:]
+	carried := next[len(next)-1]
+	if carried.Kind != orchestration.EventRaised || carried.Name != "Approve" || carried.RequestID != "req-1" {
+		t.Fatalf("carried %+v", carried)
+	}
+	inst.Close()
+	inst = orchestration.NewInstance(reg, orchestration.Options{})
+	if _, err := inst.Replay(next); err != nil {
+		t.Fatal(err)
+	}
+	if ep, _ := inst.Step(now.Add(2*time.Hour), raised); len(ep.Events) != 0 {
+		t.Fatalf("the redelivered event was recorded again: %v", ep.Events)
+	}
+	if inst.Status() != orchestration.StatusRunning {
+		t.Fatalf("status %s", inst.Status())
+	}
+}
