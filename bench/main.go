@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -179,7 +180,7 @@ func printTable(w io.Writer, results []result) {
 }
 
 func formatParams(p map[string]any) string {
-	keys := slices.Sorted(mapKeys(p))
+	keys := slices.Sorted(maps.Keys(p))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s=%v", k, p[k])
@@ -188,7 +189,7 @@ func formatParams(p map[string]any) string {
 }
 
 func formatMetrics(m map[string]float64) string {
-	keys := slices.Sorted(mapKeys(m))
+	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		v := m[k]
@@ -200,16 +201,6 @@ func formatMetrics(m map[string]float64) string {
 		}
 	}
 	return strings.Join(parts, " ")
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // peakRSSMiB reads the process's peak resident set size, or 0 where /proc

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/durableactor/durable"
+	"github.com/durableactor/durable/internal/storeload"
 	"github.com/durableactor/durable/orchestration"
 )
 
@@ -122,13 +123,6 @@ func load(ctx context.Context, c *durable.Client, inflight int, duration time.Du
 	return latencies, time.Since(start), firstErr
 }
 
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
-}
-
 func runChain(ctx context.Context, cfg config) ([]result, error) {
 	e, closeEngine, err := engineFor(ctx, cfg, nil)
 	if err != nil {
@@ -156,8 +150,8 @@ func runChain(ctx context.Context, cfg config) ([]result, error) {
 		Metrics: map[string]float64{
 			"orchestrations_per_sec": n / elapsed.Seconds(),
 			"activities_per_sec":     3 * n / elapsed.Seconds(),
-			"p50_ms":                 ms(percentile(lat, 0.50)),
-			"p99_ms":                 ms(percentile(lat, 0.99)),
+			"p50_ms":                 ms(storeload.Percentile(lat, 50)),
+			"p99_ms":                 ms(storeload.Percentile(lat, 99)),
 		},
 	}}, nil
 }
@@ -191,8 +185,8 @@ func runFanOut(ctx context.Context, cfg config) ([]result, error) {
 		Metrics: map[string]float64{
 			"orchestrations_per_sec": n / elapsed.Seconds(),
 			"activities_per_sec":     float64(width) * n / elapsed.Seconds(),
-			"p50_ms":                 ms(percentile(lat, 0.50)),
-			"p99_ms":                 ms(percentile(lat, 0.99)),
+			"p50_ms":                 ms(storeload.Percentile(lat, 50)),
+			"p99_ms":                 ms(storeload.Percentile(lat, 99)),
 		},
 	}}, nil
 }

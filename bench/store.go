@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/durableactor/durable/eventstore"
@@ -57,11 +58,12 @@ func runStoreAppend(ctx context.Context, cfg config) ([]result, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Rounds of a fixed size until the duration is used up.
+		// Rounds of a fixed size until the duration is used up; the
+		// percentiles are of every append of every round, like the rate.
 		round := 2000 * sh.writers * sh.perAppend
 		var events int
 		var elapsed time.Duration
-		var last storeload.Result
+		var latencies []time.Duration
 		for start := time.Now(); events == 0 || time.Since(start) < cfg.duration; {
 			res, err := storeload.Append(ctx, s, sh.writers, sh.perAppend, round)
 			if err != nil {
@@ -70,16 +72,17 @@ func runStoreAppend(ctx context.Context, cfg config) ([]result, error) {
 			}
 			events += res.Events
 			elapsed += res.Elapsed
-			last = res
+			latencies = append(latencies, res.Latencies...)
 		}
 		closeStore()
+		slices.Sort(latencies)
 		out = append(out, result{
 			Scenario: "store-append",
 			Params:   map[string]any{"backend": cfg.backend, "writers": sh.writers, "events_per_append": sh.perAppend},
 			Metrics: map[string]float64{
 				"events_per_sec": float64(events) / elapsed.Seconds(),
-				"p50_ms":         ms(last.P50),
-				"p99_ms":         ms(last.P99),
+				"p50_ms":         ms(storeload.Percentile(latencies, 50)),
+				"p99_ms":         ms(storeload.Percentile(latencies, 99)),
 			},
 		})
 	}

@@ -29,10 +29,22 @@ type Result struct {
 	// Events is how many events were written or read.
 	Events  int
 	Elapsed time.Duration
-	// P50, P99 and Max are latencies of single operations (one Append);
-	// they are zero for reads and subscriptions, which are one long
-	// operation.
-	P50, P99, Max time.Duration
+	// P50 and P99 are latencies of single operations (one Append); they
+	// are zero for reads and subscriptions, which are one long operation.
+	P50, P99 time.Duration
+	// Latencies are the latencies of every single operation, sorted, so
+	// that the percentiles of several runs can be taken together; nil for
+	// reads and subscriptions.
+	Latencies []time.Duration
+}
+
+// Percentile returns the pct-th percentile (0 to 100) of sorted latencies,
+// or zero when there are none.
+func Percentile(sorted []time.Duration, pct int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)*pct/100, len(sorted)-1)]
 }
 
 // EventsPerSecond is the throughput of the run.
@@ -162,11 +174,12 @@ func appendLoad(ctx context.Context, s eventstore.Store, prefix string, writers,
 	}
 	all := slices.Concat(latencies...)
 	slices.Sort(all)
-	res := Result{Events: total, Elapsed: elapsed}
-	if len(all) > 0 {
-		res.P50 = all[len(all)*50/100]
-		res.P99 = all[min(len(all)*99/100, len(all)-1)]
-		res.Max = all[len(all)-1]
+	res := Result{
+		Events:    total,
+		Elapsed:   elapsed,
+		P50:       Percentile(all, 50),
+		P99:       Percentile(all, 99),
+		Latencies: all,
 	}
 	return streams, res, nil
 }
