@@ -269,9 +269,9 @@ func TestScheduleFiresOnTime(t *testing.T) {
 		if err := b.Schedule(ctx, at, m); err != nil {
 			t.Fatalf("Schedule: %v", err)
 		}
-		due, ok, err := b.ScheduledAt(ctx, m.ID)
+		due, ok, err := b.scheduledAt(ctx, m.ID)
 		if err != nil || !ok || !due.Equal(at) {
-			t.Errorf("ScheduledAt = %v, %v, %v; want %v, true, nil", due, ok, err, at)
+			t.Errorf("scheduledAt = %v, %v, %v; want %v, true, nil", due, ok, err, at)
 		}
 		bl, err := b.Backlog(ctx, Timers)
 		if err != nil || bl.Scheduled != 1 {
@@ -294,8 +294,8 @@ func TestScheduleFiresOnTime(t *testing.T) {
 		t.Logf("fired %v after the requested time", d.at.Sub(at))
 
 		// A fired one-shot schedule is gone.
-		if _, ok, err := b.ScheduledAt(ctx, m.ID); ok || err != nil {
-			t.Errorf("ScheduledAt after firing = %v, %v; want false, nil", ok, err)
+		if _, ok, err := b.scheduledAt(ctx, m.ID); ok || err != nil {
+			t.Errorf("scheduledAt after firing = %v, %v; want false, nil", ok, err)
 		}
 	})
 }
@@ -380,8 +380,8 @@ func TestUnschedulePreventsFiring(t *testing.T) {
 		if err := b.Unschedule(ctx, "cancelled"); err != nil {
 			t.Fatalf("Unschedule: %v", err)
 		}
-		if _, ok, err := b.ScheduledAt(ctx, "cancelled"); ok || err != nil {
-			t.Errorf("ScheduledAt after Unschedule = %v, %v; want false, nil", ok, err)
+		if _, ok, err := b.scheduledAt(ctx, "cancelled"); ok || err != nil {
+			t.Errorf("scheduledAt after Unschedule = %v, %v; want false, nil", ok, err)
 		}
 		if err := b.Unschedule(ctx, "never-scheduled"); err != nil {
 			t.Errorf("Unschedule of an unknown ID: %v", err)
@@ -412,9 +412,9 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 
 		b = open(t, cfg)
 		if time.Now().Before(at) {
-			due, ok, err := b.ScheduledAt(ctx, m.ID)
+			due, ok, err := b.scheduledAt(ctx, m.ID)
 			if err != nil || !ok || !due.Equal(at) {
-				t.Errorf("after reopen ScheduledAt = %v, %v, %v; want %v, true, nil", due, ok, err, at)
+				t.Errorf("after reopen scheduledAt = %v, %v, %v; want %v, true, nil", due, ok, err, at)
 			}
 		} else {
 			t.Logf("reopening took until after the timer was due; only checking that it fires")
@@ -478,12 +478,12 @@ func TestAwkwardIDs(t *testing.T) {
 			t.Fatalf("Unschedule: %v", err)
 		}
 		for _, id := range awkwardIDs {
-			_, ok, err := b.ScheduledAt(ctx, id)
+			_, ok, err := b.scheduledAt(ctx, id)
 			if err != nil {
-				t.Fatalf("ScheduledAt(%q): %v", id, err)
+				t.Fatalf("scheduledAt(%q): %v", id, err)
 			}
 			if want := id != "order.42"; ok != want {
-				t.Errorf("ScheduledAt(%q) found = %v, want %v", id, ok, want)
+				t.Errorf("scheduledAt(%q) found = %v, want %v", id, ok, want)
 			}
 		}
 		for _, id := range awkwardIDs {

@@ -82,10 +82,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	// WithoutTimers opens the bus on a NATS server that lacks message
-	// schedules (ADR-51, nats-server 2.12 and later): Schedule, Unschedule and
-	// ScheduledAt then return ErrSchedulesUnsupported. Without it Open refuses
-	// such a server, because an engine whose durable timers never fire breaks
-	// its promises silently. Only for tools and tests on old servers.
+	// schedules (ADR-51, nats-server 2.12 and later): Schedule and Unschedule
+	// then return ErrSchedulesUnsupported. Without it Open refuses such a
+	// server, because an engine whose durable timers never fire breaks its
+	// promises silently. Only for tools and tests on old servers.
 	WithoutTimers bool
 
 	// Logger receives all logging of this package, of the embedded NATS

@@ -19,6 +19,6 @@ var (
 
 	// ErrSchedulesUnsupported is returned by Open when the NATS server does
 	// not support message schedules (ADR-51, nats-server 2.12 and later), and
-	// by Schedule, Unschedule and ScheduledAt on a bus opened WithoutTimers.
+	// by Schedule and Unschedule on a bus opened WithoutTimers.
 	ErrSchedulesUnsupported = errors.New("delivery: NATS server does not support message schedules (ADR-51, nats-server >= 2.12)")
 )

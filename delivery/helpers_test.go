@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -316,4 +317,39 @@ func run(t *testing.T, b *Bus, h Handler) (stop func()) {
 
 func msg(id string) Message {
 	return Message{ID: id, Kind: "orchestration", Identity: "instance-1", Type: "EventRaised", Payload: []byte("payload of " + id)}
+}
+
+// scheduledAt reports when the pending schedule with this ID is due, and
+// false if there is none.
+func (b *Bus) scheduledAt(ctx context.Context, id string) (time.Time, bool, error) {
+	if id == "" {
+		return time.Time{}, false, fmt.Errorf("%w: empty ID", ErrInvalidMessage)
+	}
+	if b.cfg.WithoutTimers {
+		return time.Time{}, false, ErrSchedulesUnsupported
+	}
+	done, err := b.begin()
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	defer done()
+	ctx, cancel := b.requestContext(ctx)
+	defer cancel()
+
+	raw, err := b.timers.GetLastMsgForSubject(ctx, b.names.schedule(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("delivery: read schedule %q: %w", id, err)
+	}
+	at, ok := strings.CutPrefix(raw.Header.Get(jetstream.ScheduleHeader), "@at ")
+	if !ok {
+		return time.Time{}, false, fmt.Errorf("delivery: schedule %q has no @at time", id)
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("delivery: schedule %q: %w", id, err)
+	}
+	return t, true, nil
 }
