@@ -372,3 +372,18 @@ func TestStaleTimerIsDropped(t *testing.T) {
 		})
 	}
 }
+
+// TestLoggerIsBuiltOnce: Context.Logger returns the same logger on every
+// call, rather than building one per call.
+func TestLoggerIsBuiltOnce(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	reg.Add("Log", func(ctx *orchestration.Context) (any, error) {
+		return ctx.Logger() == ctx.Logger(), nil
+	})
+	inst := orchestration.NewInstance(reg, orchestration.Options{Logger: slog.New(slog.DiscardHandler)})
+	defer inst.Close()
+	inst.Step(time.Now(), orchestration.HistoryEvent{Kind: orchestration.ExecutionStarted, Name: "Log", InstanceID: "l"})
+	if out, _ := inst.Output(); string(out) != "true" {
+		t.Fatalf("output %s", out)
+	}
+}

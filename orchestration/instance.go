@@ -76,6 +76,7 @@ type Instance struct {
 	hardFailed    error
 	continueAsNew *continueAsNew
 	uuidCounter   int
+	log           *slog.Logger // see logger
 
 	// The orchestrator runs as a coroutine (iter.Pull): resume switches to
 	// it, and it parks by yielding back, with no trip through the scheduler.
@@ -481,8 +482,12 @@ func (i *Instance) Close() {
 	i.fnState = fnFinished
 }
 
-// logger returns a logger that is silent while the instance replays.
+// logger returns a logger that is silent while the instance replays. It is
+// built on first use, when the instance has started.
 func (i *Instance) logger() *slog.Logger {
-	return slog.New(replaySafeHandler{inner: i.opts.Logger.Handler(), inst: i}).With(
-		"instance", i.start.InstanceID, "orchestrator", i.start.Name)
+	if i.log == nil {
+		i.log = slog.New(replaySafeHandler{inner: i.opts.Logger.Handler(), inst: i}).With(
+			"instance", i.start.InstanceID, "orchestrator", i.start.Name)
+	}
+	return i.log
 }
