@@ -32,7 +32,9 @@ type Store interface {
 
 	// ReadStream reads one stream. It yields a *NotFoundError when the stream
 	// does not exist or was deleted, and a *TombstonedError when it was
-	// tombstoned. Events before a TruncateBefore revision are not read.
+	// tombstoned. Events before a TruncateBefore revision are not read, and
+	// StreamStart is the first event that can be read: a backwards read from
+	// it yields that one event.
 	ReadStream(ctx context.Context, stream string, opts ReadStreamOptions) iter.Seq2[RecordedEvent, error]
 
 	// ReadAll reads the global log in position order, keeping the events

@@ -302,6 +302,7 @@ func (su *suite) testTruncateBefore(t *testing.T) {
 			{"backwards from the end", eventstore.ReadStreamOptions{Direction: bwd, From: eventstore.StreamEnd}, reversed(before[4:])},
 			{"backwards from 6", eventstore.ReadStreamOptions{Direction: bwd, From: eventstore.FromRevision(6)}, reversed(before[4:7])},
 			{"backwards from a truncated revision", eventstore.ReadStreamOptions{Direction: bwd, From: eventstore.FromRevision(2)}, nil},
+			{"backwards from the start", eventstore.ReadStreamOptions{Direction: bwd, From: eventstore.StreamStart}, before[4:5]},
 		} {
 			got := recs(e.mustReadStream(s, c.opts))
 			if diff := cmp.Diff(c.want, got, cmpopts.EquateEmpty()); diff != "" {

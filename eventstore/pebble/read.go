@@ -176,7 +176,7 @@ func (v *view) streamStart(name string, from eventstore.StreamFrom, backwards bo
 	case backwards && from.IsEnd():
 		next = last
 	case backwards && from.IsStart():
-		next = 0
+		next = m.floor
 	case backwards:
 		next = min(rev, last)
 	case from.IsEnd():
