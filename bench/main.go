@@ -137,14 +137,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	failed := false
 	for _, s := range selected {
 		fmt.Fprintf(stderr, "bench: running %s (%s)\n", s.name, s.about)
+		peak := startPeak()
 		results, err := s.run(ctx, cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: %s: %v\n", s.name, err)
 			failed = true
 			continue
 		}
+		peakMiB, peakKnown := peak.peakMiB()
 		for _, r := range results {
-			r.Metrics["peak_rss_mib"] = peakRSSMiB()
+			if peakKnown {
+				r.Metrics["peak_rss_mib"] = peakMiB
+			}
 			if *jsonOut {
 				json.NewEncoder(stdout).Encode(r)
 			}
@@ -201,26 +205,4 @@ func formatMetrics(m map[string]float64) string {
 		}
 	}
 	return strings.Join(parts, " ")
-}
-
-// peakRSSMiB reads the process's peak resident set size, or 0 where /proc
-// is not available.
-func peakRSSMiB() float64 { return procStatusMiB("VmHWM:") }
-
-// rssMiB reads the process's current resident set size.
-func rssMiB() float64 { return procStatusMiB("VmRSS:") }
-
-func procStatusMiB(field string) float64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, field); ok {
-			var kb float64
-			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
-			return kb / 1024
-		}
-	}
-	return 0
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -43,5 +44,30 @@ func TestUnknownScenario(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"-scenario", "nope"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), `unknown scenario "nope"`) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// TestPeakIsPerScenario checks that a scenario's peak RSS is its own, not
+// the highest of the scenarios before it.
+func TestPeakIsPerScenario(t *testing.T) {
+	m := startPeak()
+	big := make([]byte, 64<<20)
+	for i := range big {
+		big[i] = 1
+	}
+	high, ok := m.peakMiB()
+	if !ok {
+		t.Skip("this platform cannot tell a scenario's peak RSS")
+	}
+	if high < 64 {
+		t.Fatalf("peak %.1f MiB with 64 MiB in use", high)
+	}
+	runtime.KeepAlive(big)
+	m = startPeak()
+	if !m.reset {
+		t.Skip("this platform cannot reset the peak RSS")
+	}
+	if low, ok := m.peakMiB(); !ok || low >= high-32 {
+		t.Fatalf("peak %.1f MiB (%v) after one of %.1f MiB was freed", low, ok, high)
 	}
 }
