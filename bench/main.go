@@ -80,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.StringVar(&cfg.backend, "backend", "pebble", "event store: memory or pebble")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long each measurement runs, at least one round")
-	fs.StringVar(&cfg.dir, "dir", "", "directory for the pebble store (default: a temporary directory)")
+	fs.StringVar(&cfg.dir, "dir", "", "where scenarios keep their data, each in a new subdirectory removed afterwards (default: the system's temporary directory)")
 	fs.IntVar(&cfg.writers, "writers", 0, "store-append: concurrent writers (default: the headline set 1, 64)")
 	fs.IntVar(&cfg.eventsPerAppend, "events-per-append", 0, "store-append: events per append (default 1)")
 	fs.IntVar(&cfg.events, "events", 0, "store-read, store-catchup: stream length (default 100000); replay: history length (default 10000)")
@@ -205,4 +205,18 @@ func formatMetrics(m map[string]float64) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// scenarioDir makes a new directory for one store or engine of a scenario,
+// under -dir or the system's temporary directory, so that no run or
+// scenario finds another's data; remove deletes it.
+func scenarioDir(cfg config, name string) (dir string, remove func(), err error) {
+	pattern := name + "-*"
+	if cfg.dir == "" {
+		pattern = "durable-bench-" + pattern
+	}
+	if dir, err = os.MkdirTemp(cfg.dir, pattern); err != nil {
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -69,5 +70,39 @@ func TestPeakIsPerScenario(t *testing.T) {
 	}
 	if low, ok := m.peakMiB(); !ok || low >= high-32 {
 		t.Fatalf("peak %.1f MiB (%v) after one of %.1f MiB was freed", low, ok, high)
+	}
+}
+
+// TestRunsShareNoData runs parked twice with the same -dir: each run needs
+// its own instances, and nothing may be left behind.
+func TestRunsShareNoData(t *testing.T) {
+	dir := t.TempDir()
+	for range 2 {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"-scenario", "parked", "-instances", "20", "-dir", dir}, &stdout, &stderr); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	}
+	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+		t.Fatalf("left in -dir: %v (%v)", left, err)
+	}
+}
+
+// TestMemoryBackend checks that the end-to-end scenarios run on the store
+// -backend names and say so.
+func TestMemoryBackend(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"-scenario", "chain,fanout", "-backend", "memory", "-duration", "1ms", "-json", "-inflight", "4", "-width", "10", "-dir", t.TempDir()}
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var r result
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		if r.Params["backend"] != "memory" {
+			t.Fatalf("result %+v", r)
+		}
 	}
 }

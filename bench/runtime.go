@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -12,20 +11,18 @@ import (
 	"time"
 
 	"github.com/durableactor/durable"
+	"github.com/durableactor/durable/eventstore/memory"
 	"github.com/durableactor/durable/internal/storeload"
 	"github.com/durableactor/durable/orchestration"
 )
 
-// engineFor opens an engine on the embedded defaults in a temporary
-// directory (or -dir), with the bench's orchestrations.
-func engineFor(ctx context.Context, cfg config, tweak func(*durable.Config)) (*durable.Engine, func(), error) {
-	dir := cfg.dir
-	temporary := dir == ""
-	if temporary {
-		var err error
-		if dir, err = os.MkdirTemp("", "durable-bench-*"); err != nil {
-			return nil, nil, err
-		}
+// engineFor opens an engine with the bench's orchestrations in a new
+// directory for the named scenario, on the embedded defaults or, with
+// -backend memory, on an in-memory event store.
+func engineFor(ctx context.Context, cfg config, name string, tweak func(*durable.Config)) (*durable.Engine, func(), error) {
+	dir, removeDir, err := scenarioDir(cfg, name)
+	if err != nil {
+		return nil, nil, err
 	}
 	reg := durable.NewRegistry()
 	echo := durable.RegisterActivity(reg, "Echo", func(_ context.Context, n int) (int, error) { return n + 1, nil })
@@ -60,24 +57,30 @@ func engineFor(ctx context.Context, cfg config, tweak func(*durable.Config)) (*d
 		return orchestration.WaitForEvent[string](ctx, "Approval").Await()
 	})
 	dcfg := durable.Config{Dir: dir, Registry: reg, Logger: cfg.log}
+	// The engine does not close a store it was given.
+	closeStore := func() {}
+	if cfg.backend == "memory" {
+		s := memory.New(memory.Config{})
+		dcfg.Store, closeStore = s, func() { s.Close() }
+	}
 	if tweak != nil {
 		tweak(&dcfg)
 	}
 	e, err := durable.Open(ctx, dcfg)
 	if err == nil {
-		err = e.Start(ctx)
+		if err = e.Start(ctx); err != nil {
+			e.Stop(context.Background())
+		}
 	}
 	if err != nil {
-		if temporary {
-			os.RemoveAll(dir)
-		}
+		closeStore()
+		removeDir()
 		return nil, nil, err
 	}
 	return e, func() {
 		e.Stop(context.Background())
-		if temporary {
-			os.RemoveAll(dir)
-		}
+		closeStore()
+		removeDir()
 	}, nil
 }
 
@@ -124,7 +127,7 @@ func load(ctx context.Context, c *durable.Client, inflight int, duration time.Du
 }
 
 func runChain(ctx context.Context, cfg config) ([]result, error) {
-	e, closeEngine, err := engineFor(ctx, cfg, nil)
+	e, closeEngine, err := engineFor(ctx, cfg, "chain", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +149,7 @@ func runChain(ctx context.Context, cfg config) ([]result, error) {
 	n := float64(len(lat))
 	return []result{{
 		Scenario: "chain",
-		Params:   map[string]any{"activities": 3, "inflight": inflight},
+		Params:   map[string]any{"backend": cfg.backend, "activities": 3, "inflight": inflight},
 		Metrics: map[string]float64{
 			"orchestrations_per_sec": n / elapsed.Seconds(),
 			"activities_per_sec":     3 * n / elapsed.Seconds(),
@@ -157,7 +160,7 @@ func runChain(ctx context.Context, cfg config) ([]result, error) {
 }
 
 func runFanOut(ctx context.Context, cfg config) ([]result, error) {
-	e, closeEngine, err := engineFor(ctx, cfg, nil)
+	e, closeEngine, err := engineFor(ctx, cfg, "fanout", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +184,7 @@ func runFanOut(ctx context.Context, cfg config) ([]result, error) {
 	n := float64(len(lat))
 	return []result{{
 		Scenario: "fanout",
-		Params:   map[string]any{"width": width, "inflight": inflight},
+		Params:   map[string]any{"backend": cfg.backend, "width": width, "inflight": inflight},
 		Metrics: map[string]float64{
 			"orchestrations_per_sec": n / elapsed.Seconds(),
 			"activities_per_sec":     float64(width) * n / elapsed.Seconds(),
@@ -195,7 +198,7 @@ func runFanOut(ctx context.Context, cfg config) ([]result, error) {
 // event, lets them passivate, and reports the memory they hold.
 func runParked(ctx context.Context, cfg config) ([]result, error) {
 	instances := orDefault(cfg.instances, 100_000)
-	e, closeEngine, err := engineFor(ctx, cfg, func(c *durable.Config) { c.IdleTimeout = time.Second })
+	e, closeEngine, err := engineFor(ctx, cfg, "parked", func(c *durable.Config) { c.IdleTimeout = time.Second })
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +251,7 @@ func runParked(ctx context.Context, cfg config) ([]result, error) {
 	}
 	return []result{{
 		Scenario: "parked",
-		Params:   map[string]any{"instances": instances},
+		Params:   map[string]any{"backend": cfg.backend, "instances": instances},
 		Metrics:  metrics,
 	}}, nil
 }

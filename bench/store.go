@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -13,29 +12,25 @@ import (
 	"github.com/durableactor/durable/internal/storeload"
 )
 
-// openStore opens the configured backend; close removes a temporary store.
-func openStore(cfg config) (eventstore.Store, func(), error) {
+// openStore opens a new, empty store of the configured backend for the
+// named scenario; close closes it and removes its files.
+func openStore(cfg config, name string) (eventstore.Store, func(), error) {
 	if cfg.backend == "memory" {
 		s := memory.New(memory.Config{})
 		return s, func() { s.Close() }, nil
 	}
-	dir := cfg.dir
-	temporary := dir == ""
-	if temporary {
-		var err error
-		if dir, err = os.MkdirTemp("", "durable-bench-*"); err != nil {
-			return nil, nil, err
-		}
+	dir, removeDir, err := scenarioDir(cfg, name)
+	if err != nil {
+		return nil, nil, err
 	}
 	s, err := pebble.Open(pebble.Config{Dir: dir, Logger: cfg.log})
 	if err != nil {
+		removeDir()
 		return nil, nil, err
 	}
 	return s, func() {
 		s.Close()
-		if temporary {
-			os.RemoveAll(dir)
-		}
+		removeDir()
 	}, nil
 }
 
@@ -54,7 +49,7 @@ func runStoreAppend(ctx context.Context, cfg config) ([]result, error) {
 	}
 	var out []result
 	for _, sh := range shapes {
-		s, closeStore, err := openStore(cfg)
+		s, closeStore, err := openStore(cfg, "store-append")
 		if err != nil {
 			return nil, err
 		}
@@ -93,7 +88,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 func runStoreRead(ctx context.Context, cfg config) ([]result, error) {
 	n := orDefault(cfg.events, 100_000)
-	s, closeStore, err := openStore(cfg)
+	s, closeStore, err := openStore(cfg, "store-read")
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +116,7 @@ func runStoreRead(ctx context.Context, cfg config) ([]result, error) {
 
 func runStoreCatchUp(ctx context.Context, cfg config) ([]result, error) {
 	n := orDefault(cfg.events, 100_000)
-	s, closeStore, err := openStore(cfg)
+	s, closeStore, err := openStore(cfg, "store-catchup")
 	if err != nil {
 		return nil, err
 	}
