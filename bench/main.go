@@ -30,6 +30,7 @@ type config struct {
 	duration time.Duration
 	dir      string
 	log      *slog.Logger
+	stderr   io.Writer // for notes on the run, such as a clamped flag
 
 	writers         int
 	eventsPerAppend int
@@ -83,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.dir, "dir", "", "where scenarios keep their data, each in a new subdirectory removed afterwards (default: the system's temporary directory)")
 	fs.IntVar(&cfg.writers, "writers", 0, "store-append: concurrent writers (default: the headline set 1, 64)")
 	fs.IntVar(&cfg.eventsPerAppend, "events-per-append", 0, "store-append: events per append (default 1)")
-	fs.IntVar(&cfg.events, "events", 0, "store-read, store-catchup: stream length (default 100000); replay: history length (default 10000)")
+	fs.IntVar(&cfg.events, "events", 0, "store-read, store-catchup: stream length (default 100000); replay: history length (default 10000, at most an orchestration's history limit)")
 	fs.IntVar(&cfg.inflight, "inflight", 0, "chain, fanout: orchestrations in flight (default 100 and 20)")
 	fs.IntVar(&cfg.width, "width", 0, "fanout: activities per orchestration (default 100)")
 	fs.IntVar(&cfg.instances, "instances", 0, "parked: instances to start (default 100000)")
@@ -105,6 +106,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	cfg.stderr = stderr
 	cfg.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if cfg.backend != "memory" && cfg.backend != "pebble" {
 		fmt.Fprintf(stderr, "bench: unknown backend %q (memory or pebble)\n", cfg.backend)

@@ -7,6 +7,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/durableactor/durable/orchestration"
 )
 
 // TestSmoke runs every scenario briefly, so the program never rots, and
@@ -104,5 +107,19 @@ func TestMemoryBackend(t *testing.T) {
 		if r.Params["backend"] != "memory" {
 			t.Fatalf("result %+v", r)
 		}
+	}
+}
+
+func TestReplayEventsClamped(t *testing.T) {
+	var stderr bytes.Buffer
+	results, err := runReplay(t.Context(), config{events: 300_000, duration: time.Millisecond, stderr: &stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := results[0].Params["events"].(int); ev > orchestration.DefaultMaxHistoryEvents || ev < maxReplayEvents {
+		t.Fatalf("replayed %d events", ev)
+	}
+	if !strings.Contains(stderr.String(), "over an orchestration's history limit") {
+		t.Fatalf("stderr: %q", stderr.String())
 	}
 }

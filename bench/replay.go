@@ -2,16 +2,29 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"time"
 
 	"github.com/durableactor/durable/internal/replayload"
+	"github.com/durableactor/durable/orchestration"
 )
+
+// maxReplayEvents is the longest history replay asks for: one generation
+// of an orchestration holds at most DefaultMaxHistoryEvents, and a chain's
+// history has a few events besides those of its steps.
+const maxReplayEvents = orchestration.DefaultMaxHistoryEvents - 100
 
 // runReplay rebuilds a long activity chain from its encoded history, as an
 // instance's activation does, on one core (GOMAXPROCS=1 while it runs).
 func runReplay(ctx context.Context, cfg config) ([]result, error) {
-	n := replayload.StepsFor(orDefault(cfg.events, 10_000))
+	want := orDefault(cfg.events, 10_000)
+	if want > maxReplayEvents {
+		fmt.Fprintf(cfg.stderr, "bench: replay: -events %d is over an orchestration's history limit of %d; replaying about %d events\n",
+			want, orchestration.DefaultMaxHistoryEvents, maxReplayEvents)
+		want = maxReplayEvents
+	}
+	n := replayload.StepsFor(want)
 	recs, events, err := replayload.Record(n)
 	if err != nil {
 		return nil, err
