@@ -353,7 +353,7 @@ func (i *Instance) decide(ev HistoryEvent, t *Task) {
 	ev.EventID = i.seq
 	i.seq++
 	if t != nil {
-		t.decision = &ev
+		t.decision = ev
 	}
 	i.tasks = append(i.tasks, t)
 	i.actions++
@@ -467,7 +467,7 @@ func (i *Instance) Pending() []HistoryEvent {
 	var out []HistoryEvent
 	for _, t := range i.tasks {
 		if t != nil && !t.done {
-			out = append(out, *t.decision)
+			out = append(out, t.decision)
 		}
 	}
 	return out

@@ -41,8 +41,10 @@ type Task struct {
 	// the timer of a timed wait) when it loses a WhenAny.
 	cancel func()
 	onDone []func(*Task)
-	// decision is the event that scheduled the task, kept until it completes.
-	decision *HistoryEvent
+	// decision is the event that scheduled the task, kept until it
+	// completes. It is held by value: a pointer would make every decision
+	// escape to the heap.
+	decision HistoryEvent
 }
 
 func (t *Task) task() *Task { return t }
@@ -102,7 +104,7 @@ func (t *Task) complete(result []byte, err error) {
 	t.done = true
 	t.result, t.err = result, err
 	t.cancel = nil
-	t.decision = nil
+	t.decision = HistoryEvent{}
 	callbacks := t.onDone
 	t.onDone = nil
 	for _, f := range callbacks {
