@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -354,6 +355,12 @@ func (c *Client) History(ctx context.Context, id string) ([]orchestration.Histor
 		first := len(out)
 		if out, err = d.DecodeRecord(out, &rec); err != nil {
 			return nil, err
+		}
+		if first > 0 && slices.ContainsFunc(out[first:], func(ev orchestration.HistoryEvent) bool { return ev.Kind == orchestration.ExecutionStarted }) {
+			// A new generation: the ended one is truncated only once its
+			// last decisions are carried out, so it may still be there.
+			out = append(out[:0], out[first:]...)
+			first = 0
 		}
 		for i := first; i < len(out); i++ {
 			if out[i].Timestamp.IsZero() {

@@ -279,18 +279,16 @@ func (e *Engine) checkpointLoop(ctx context.Context) {
 	}
 }
 
-// recover wakes every instance that may have work nobody will resume: an
-// activity or sub-orchestration without an outcome, or decisions recorded
-// after the last checkpoint (timers or events a crash may have kept from
-// the bus). Instances that only wait for a timer or event scheduled
-// earlier are woken by that message.
+// recover wakes every instance that may have work nobody will resume: a
+// running one's activity or sub-orchestration without an outcome, or
+// decisions recorded after the last checkpoint (timers or events a crash
+// may have kept from the bus; a finished instance's last episode may have
+// sent events too). Instances that only wait for a timer or event
+// scheduled earlier are woken by that message.
 func (e *Engine) recover(ctx context.Context) error {
 	checkpoint := e.checkpoint
 	ids := e.index.Select(func(in *index.Instance) bool {
-		if in.Status.IsTerminal() {
-			return false
-		}
-		return in.PendingTasks > 0 || in.LastPosition > checkpoint
+		return in.LastPosition > checkpoint || (!in.Status.IsTerminal() && in.PendingTasks > 0)
 	})
 	if len(ids) == 0 {
 		return nil

@@ -27,8 +27,11 @@ type localInput struct {
 // act carries out an episode's decisions. Activities and sub-orchestrations
 // start at once (they are re-issued on any activation); timers and sent
 // events go through the bus in the background, and the epoch ends when they
-// are out.
-func (g *grain) act(c actor.Context, events []orchestration.HistoryEvent, epoch uint64) {
+// are out. When the episode ended a generation (truncateBefore is the new
+// one's revision), the old generation is truncated only after that: until
+// its sends are out, a restart after a crash needs its records to send them
+// again.
+func (g *grain) act(c actor.Context, events []orchestration.HistoryEvent, epoch, truncateBefore uint64) {
 	for i := range events {
 		ev := events[i]
 		switch ev.Kind {
@@ -41,15 +44,30 @@ func (g *grain) act(c actor.Context, events []orchestration.HistoryEvent, epoch 
 		}
 	}
 	timers, bus := g.busActs(c, events)
-	if len(timers) == 0 && len(bus) == 0 {
+	if len(timers) == 0 && len(bus) == 0 && truncateBefore == 0 {
 		g.rt.acted.end(epoch)
 		return
 	}
-	rt := g.rt
-	go func() {
+	rt, stream := g.rt, g.stream
+	rt.pool.Schedule(func() {
 		defer rt.acted.end(epoch)
 		rt.sendBus(timers, bus)
-	}()
+		if truncateBefore > 0 {
+			rt.truncate(stream, truncateBefore)
+		}
+	})
+}
+
+// truncate drops a stream's records before revision: the generations that
+// have ended.
+func (rt *Runtime) truncate(stream string, revision uint64) {
+	ctx, cancel := context.WithTimeout(rt.ctx, 30*time.Second)
+	defer cancel()
+	if err := rt.store.TruncateBefore(ctx, stream, revision); err != nil {
+		// Replay skips to the last ExecutionStarted, so a longer history
+		// is only slower.
+		rt.log.Warn("truncating a finished generation failed", "stream", stream, "error", err)
+	}
 }
 
 type scheduled struct {
@@ -73,16 +91,16 @@ func (g *grain) busActs(c actor.Context, events []orchestration.HistoryEvent) ([
 			g.armLocalTimer(c, ev)
 		case orchestration.ExecutionStarted:
 			if !ev.FireAt.IsZero() && g.inst.Status() == orchestration.StatusPending {
-				msg, err := DeliverMessage(fmt.Sprintf("start:%s:%d", g.id, ev.Generation), g.id, "Start")
+				// The message carries the generation it starts, so that it
+				// cannot start a later one (see keepCurrent).
+				due := orchestration.HistoryEvent{Kind: orchestration.ExecutionStarted, Generation: ev.Generation, FireAt: ev.FireAt}
+				msg, err := DeliverMessage(startID(g.id, ev.Generation), g.id, "Start", due)
 				if err == nil {
 					timers = append(timers, scheduled{at: ev.FireAt, msg: msg})
 				}
 			}
 		case orchestration.EventSent:
-			id := fmt.Sprintf("send:%s:%d:%d", g.id, g.generation, ev.EventID)
-			raised := orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: ev.Name, Input: ev.Input, RequestID: id}
-			msg, err := DeliverMessage(id, ev.InstanceID, "EventRaised", raised)
-			if err == nil {
+			if msg, err := sendMessage(g.id, g.generation, ev); err == nil {
 				sends = append(sends, msg)
 			}
 		}
@@ -90,8 +108,21 @@ func (g *grain) busActs(c actor.Context, events []orchestration.HistoryEvent) ([
 	return timers, sends
 }
 
+// sendMessage builds the bus message of an event that generation of
+// instance instanceID sent; its ID makes a repeated send a duplicate.
+func sendMessage(instanceID string, generation int32, sent orchestration.HistoryEvent) (delivery.Message, error) {
+	id := fmt.Sprintf("send:%s:%d:%d", instanceID, generation, sent.EventID)
+	raised := orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: sent.Name, Input: sent.Input, RequestID: id}
+	return DeliverMessage(id, sent.InstanceID, "EventRaised", raised)
+}
+
 func timerID(instanceID string, generation, eventID int32) string {
 	return fmt.Sprintf("timer:%s:%d:%d", instanceID, generation, eventID)
+}
+
+// startID identifies the bus message that runs a scheduled start.
+func startID(instanceID string, generation int32) string {
+	return fmt.Sprintf("start:%s:%d", instanceID, generation)
 }
 
 // sendBus schedules timers and publishes messages, retrying until they are
@@ -271,6 +302,9 @@ func (g *grain) completed(c actor.Context, ec orchestration.HistoryEvent) {
 		}
 	}
 	start, _ := g.inst.Started()
+	if !start.FireAt.IsZero() {
+		stale = append(stale, startID(g.id, g.generation)) // ended before its start was due
+	}
 	rt := g.rt
 	if len(stale) > 0 {
 		go func() {

@@ -50,11 +50,6 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 		respond(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
 		return
 	}
-	var optimistic *startRequest
-	if !g.loaded {
-		g.loaded = true
-		optimistic = req
-	}
 	events, err := decodeEvents([]*grainpb.Event{req.msg.ExecutionStarted})
 	if err != nil || events[0].Kind != orchestration.ExecutionStarted {
 		respond(errorReply(grainpb.Error_INVALID, "start of %q: not an ExecutionStarted event: %v", g.id, err))
@@ -78,7 +73,6 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 	}
 	if _, ok := g.rt.reg.Get(es.Name); !ok {
 		respond(errorReply(grainpb.Error_INVALID, "no orchestrator is registered under the name %q", es.Name))
-		g.loaded = optimistic == nil
 		return
 	}
 	now := g.rt.now()
@@ -91,7 +85,6 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 		if _, err := inst.Replay([]orchestration.HistoryEvent{es}); err != nil {
 			inst.Close()
 			respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
-			g.loaded = optimistic == nil
 			return
 		}
 		ep = orchestration.Episode{Events: []orchestration.HistoryEvent{es}, Status: orchestration.StatusPending}
@@ -100,9 +93,15 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 		if err != nil {
 			inst.Close()
 			respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
-			g.loaded = optimistic == nil
 			return
 		}
+	}
+	// Only a Start that is about to be appended settles whether the stream
+	// was read: one refused above leaves the grain as it found it.
+	var optimistic *startRequest
+	if !g.loaded {
+		g.loaded = true
+		optimistic = req
 	}
 	previous := g.inst
 	g.setInstance(inst)
@@ -132,20 +131,26 @@ func (g *grain) deliver(c actor.Context, m *grainpb.Deliver, sender *actor.PID) 
 		reply(errorReply(grainpb.Error_NOT_RUNNING, "instance %q is %s", g.id, g.inst.Status()))
 		return
 	}
-	if len(events) == 0 {
-		g.tick = true // the scheduled start is due
-	}
 	g.enqueue(c, g.keepCurrent(events), sender)
 }
 
 // keepCurrent drops outcomes that do not belong to the current generation:
 // fired timers of an earlier generation or already fired, outcomes of
 // sub-orchestrations an earlier generation of this instance started. The
-// generation they carry for this check is cleared.
+// generation they carry for this check is cleared. An ExecutionStarted is
+// the due time of a scheduled start: it runs the next episode if it is
+// this generation's.
 func (g *grain) keepCurrent(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
 	kept := events[:0]
 	for _, ev := range events {
 		switch ev.Kind {
+		case orchestration.ExecutionStarted:
+			if ev.Generation == g.generation {
+				g.tick = true
+			} else {
+				g.rt.log.Debug("dropping the scheduled start of an earlier generation", "instance", g.id, "generation", ev.Generation)
+			}
+			continue
 		case orchestration.TimerFired:
 			if ev.Generation != g.generation || !g.timerPending(ev.EventID, ev.FireAt) {
 				continue
@@ -239,7 +244,6 @@ func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters
 	if g.revision != eventstore.NoRevision {
 		expected = eventstore.Exact(uint64(g.revision))
 	}
-	truncate := ep.ContinuedAsNew || restart
 	epoch := g.rt.acted.begin()
 	self, stream, rt, optimistic, results := c.Self(), g.stream, g.rt, g.optimistic, g.pendingResults
 	g.optimistic, g.pendingResults, g.inflightResults = nil, 0, results
@@ -247,14 +251,6 @@ func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		res, err := rt.store.Append(ctx, stream, expected, data...)
-		if err == nil && truncate {
-			// The last record starts the new generation.
-			if terr := rt.store.TruncateBefore(ctx, stream, res.Revision); terr != nil {
-				// Replay skips to the last ExecutionStarted, so a longer
-				// history is only slower.
-				rt.log.Warn("truncating a finished generation failed", "stream", stream, "error", terr)
-			}
-		}
 		rt.system.Root.Send(self, &appendDone{optimistic: optimistic, results: results, episode: ep, waiters: waiters, result: res, err: err, epoch: epoch, restart: restart, previous: previous})
 	})
 }
@@ -303,10 +299,14 @@ func (g *grain) appendDone(c actor.Context, d *appendDone) {
 	g.revision, g.position = int64(d.result.Revision), d.result.Position
 	ep := d.episode
 	current := ep.Events
+	var truncateBefore uint64
 	if ep.ContinuedAsNew {
 		current = ep.Events[:ep.NewGeneration]
 	}
-	g.act(c, current, d.epoch)
+	if ep.ContinuedAsNew || d.restart {
+		truncateBefore = d.result.Revision // the record that starts the new generation
+	}
+	g.act(c, current, d.epoch, truncateBefore)
 	g.reply(c, d.waiters, g.ack())
 	if ep.ContinuedAsNew {
 		g.continueAsNew(c, ep.Events[ep.NewGeneration:])

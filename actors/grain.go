@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/durableactor/durable/delivery"
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/index"
 	"github.com/durableactor/durable/internal/grainpb"
@@ -190,9 +191,11 @@ func (g *grain) load(c actor.Context) error {
 	return nil
 }
 
-// redo acts again on the bus decisions of the current generation's records
-// that a crash may have kept from the bus: pending timers, sent events, a
-// pending scheduled start. Timer and message IDs make this idempotent.
+// redo acts again on the bus decisions that a crash may have kept from the
+// bus: the current generation's pending timers and pending scheduled start
+// (unless the instance has ended), and the events sent by every generation
+// still in the stream (an ended generation is truncated only after its
+// sends are out). Timer and message IDs make this idempotent.
 func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, unacted []bool) {
 	first := 0
 	for i := len(events) - 1; i >= 0; i-- {
@@ -201,6 +204,7 @@ func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, unact
 			break
 		}
 	}
+	ended := g.inst.Status().IsTerminal()
 	pending := make(map[int32]bool)
 	for _, p := range g.inst.Pending() {
 		if p.Kind == orchestration.TimerCreated {
@@ -208,28 +212,38 @@ func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, unact
 		}
 	}
 	var again []orchestration.HistoryEvent
-	for i := first; i < len(events); i++ {
-		ev := events[i]
-		if !unacted[i] {
-			continue
+	var earlier []delivery.Message
+	generation := int32(0)
+	for i, ev := range events {
+		if ev.Kind == orchestration.ExecutionStarted {
+			generation = ev.Generation
 		}
 		switch {
-		case ev.Kind == orchestration.TimerCreated && pending[ev.EventID],
-			ev.Kind == orchestration.EventSent,
-			ev.Kind == orchestration.ExecutionStarted:
+		case !unacted[i]:
+		case i < first:
+			if ev.Kind != orchestration.EventSent {
+				continue
+			}
+			if msg, err := sendMessage(g.id, generation, ev); err == nil {
+				earlier = append(earlier, msg)
+			}
+		case ev.Kind == orchestration.EventSent,
+			!ended && ev.Kind == orchestration.TimerCreated && pending[ev.EventID],
+			!ended && ev.Kind == orchestration.ExecutionStarted:
 			again = append(again, ev)
 		}
 	}
-	if len(again) == 0 {
+	if len(again) == 0 && len(earlier) == 0 {
 		return
 	}
 	timers, sends := g.busActs(c, again)
+	sends = append(earlier, sends...)
 	epoch := g.rt.acted.begin()
 	rt := g.rt
-	go func() {
+	rt.pool.Schedule(func() {
 		defer rt.acted.end(epoch)
 		rt.sendBus(timers, sends)
-	}()
+	})
 }
 
 func (g *grain) setInstance(inst *orchestration.Instance) {
