@@ -3,15 +3,10 @@ package orchestration
 import (
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"time"
 )
-
-// pendingDecision is a decision made while replaying, waiting for the
-// recorded event that confirms it.
-type pendingDecision struct {
-	event HistoryEvent
-}
 
 // describeCall names the call that made a decision, for error messages.
 func describeCall(ev *HistoryEvent) string {
@@ -107,8 +102,9 @@ func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {
 			i.customStatus = ev.CustomStatus
 		}
 		if stored {
-			for seq, p := range i.pending {
-				return i.nonDeterminism(-1, nil, describeCall(&p.event), seq)
+			if i.pendingHead < len(i.pending) {
+				p := &i.pending[i.pendingHead]
+				return i.nonDeterminism(-1, nil, describeCall(p), p.EventID)
 			}
 			if c := i.completion; c != nil {
 				// The code completed in an episode that recorded no completion.
@@ -199,16 +195,52 @@ func (i *Instance) finishTask(seq int32, result []byte, err error) {
 // confirm matches a recorded decision with the pending decision of the same
 // sequence number.
 func (i *Instance) confirm(ev *HistoryEvent, index int) error {
-	p, ok := i.pending[ev.EventID]
-	if !ok {
+	k := i.findPending(ev.EventID)
+	if k < 0 {
 		return i.nonDeterminism(index, ev, i.waitingOn(), -1)
 	}
-	if p.event.Kind != ev.Kind || !strings.EqualFold(p.event.Name, ev.Name) {
-		return i.nonDeterminism(index, ev, describeCall(&p.event), -1)
+	if p := &i.pending[k]; p.Kind != ev.Kind || !strings.EqualFold(p.Name, ev.Name) {
+		return i.nonDeterminism(index, ev, describeCall(p), -1)
 	}
-	delete(i.pending, ev.EventID)
+	i.removePending(k)
 	i.checkLength(index)
 	return nil
+}
+
+// findPending returns the index in pending of the decision with sequence
+// number seq, or -1. Decisions are recorded in sequence order, so it is the
+// first pending one unless the history was written out of order.
+func (i *Instance) findPending(seq int32) int {
+	for k := i.pendingHead; k < len(i.pending); k++ {
+		if i.pending[k].EventID == seq {
+			return k
+		}
+	}
+	return -1
+}
+
+func (i *Instance) removePending(k int) {
+	if k == i.pendingHead {
+		i.pending[k] = HistoryEvent{} // let go of its payload
+		i.pendingHead++
+	} else {
+		i.pending = slices.Delete(i.pending, k, k+1)
+	}
+	if i.pendingHead == len(i.pending) {
+		i.clearPending()
+	}
+}
+
+// clearPending drops the pending decisions, keeping a small buffer for the
+// next ones (a large one, of a fan-out, is let go).
+func (i *Instance) clearPending() {
+	if cap(i.pending) > 64 {
+		i.pending = nil
+	} else {
+		clear(i.pending[i.pendingHead:])
+		i.pending = i.pending[:0]
+	}
+	i.pendingHead = 0
 }
 
 func (i *Instance) confirmCompletion(ev *HistoryEvent, index int) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -385,5 +386,37 @@ func TestLoggerIsBuiltOnce(t *testing.T) {
 	inst.Step(time.Now(), orchestration.HistoryEvent{Kind: orchestration.ExecutionStarted, Name: "Log", InstanceID: "l"})
 	if out, _ := inst.Output(); string(out) != "true" {
 		t.Fatalf("output %s", out)
+	}
+}
+
+// TestDecisionsAfterAReplayInOrder: when a replayed history ends inside an
+// episode (a new generation's first events), the decisions the code made
+// while replaying come before those it made after, in sequence order.
+func TestDecisionsAfterAReplayInOrder(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	reg.Add("Mixed", func(ctx *orchestration.Context) (any, error) {
+		a := ctx.CallActivity("A", nil)
+		if err := ctx.WaitForEvent("go").Await(nil); err != nil {
+			return nil, err
+		}
+		return nil, ctx.WhenAll(a, ctx.CallActivity("B", nil)).Await(nil)
+	})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	inst := orchestration.NewInstance(reg, orchestration.Options{})
+	defer inst.Close()
+	ep, err := inst.Replay([]orchestration.HistoryEvent{
+		{Kind: orchestration.OrchestratorStarted, Timestamp: now},
+		{Kind: orchestration.ExecutionStarted, Timestamp: now, Name: "Mixed", InstanceID: "m", Generation: 1},
+		{Kind: orchestration.EventRaised, Timestamp: now, Name: "go"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range ep.Events {
+		got = append(got, fmt.Sprintf("%s#%d", ev.Kind, ev.EventID))
+	}
+	if want := "[TaskScheduled#0 TaskScheduled#1 OrchestratorCompleted#0]"; fmt.Sprint(got) != want {
+		t.Fatalf("episode %v, want %s", got, want)
 	}
 }

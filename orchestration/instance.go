@@ -55,9 +55,12 @@ type Instance struct {
 	length      int // events in this generation's history
 	actions     int // decisions in this episode
 
-	seq     int32
-	tasks   []*Task // by sequence number
-	pending map[int32]pendingDecision
+	seq   int32
+	tasks []*Task // by sequence number
+	// pending holds the decisions made while replaying that no recorded
+	// event has confirmed yet, from pendingHead on, in sequence order.
+	pending     []HistoryEvent
+	pendingHead int
 
 	events     map[string]*eventQueue
 	requestIDs map[string]struct{}
@@ -144,11 +147,10 @@ type Episode struct {
 // NewInstance returns an instance that has not seen any history yet.
 func NewInstance(reg *Registry, opts Options) *Instance {
 	i := &Instance{
-		reg:     reg,
-		opts:    opts.withDefaults(),
-		pending: make(map[int32]pendingDecision),
-		events:  make(map[string]*eventQueue),
-		status:  StatusPending,
+		reg:    reg,
+		opts:   opts.withDefaults(),
+		events: make(map[string]*eventQueue),
+		status: StatusPending,
 	}
 	i.ctx = &Context{inst: i}
 	return i
@@ -362,9 +364,10 @@ func (i *Instance) decide(ev HistoryEvent, t *Task) {
 			Hint: "split large fan-outs into sub-orchestrations"})
 	}
 	if i.replaying() {
-		i.pending[ev.EventID] = pendingDecision{event: ev}
+		i.pending = append(i.pending, ev)
 		return
 	}
+	i.flushPending() // earlier decisions first, in sequence order
 	i.emit(ev)
 }
 
@@ -379,15 +382,13 @@ func (i *Instance) emit(ev HistoryEvent) {
 // flushPending turns the decisions still pending at the end of a replayed
 // history into new events: the recorded history stopped before them.
 func (i *Instance) flushPending() {
-	if len(i.pending) == 0 && i.completion == nil {
+	if i.pendingHead == len(i.pending) && i.completion == nil {
 		return
 	}
-	for seq := int32(0); seq < i.seq; seq++ {
-		if p, ok := i.pending[seq]; ok {
-			i.emit(p.event)
-		}
+	for k := i.pendingHead; k < len(i.pending); k++ {
+		i.emit(i.pending[k])
 	}
-	clear(i.pending)
+	i.clearPending()
 	if i.completion != nil {
 		i.emit(*i.completion)
 		i.completion = nil

@@ -116,7 +116,7 @@ func (i *Instance) failHard(err error) {
 	if i.completed {
 		i.removeCompletion()
 	}
-	clear(i.pending) // decisions of a run that cannot go on are not made
+	i.clearPending() // decisions of a run that cannot go on are not made
 	i.hardFailed = err
 	i.completed = true
 	i.status, i.result, i.failure = StatusFailed, nil, failureOf(err)
@@ -152,6 +152,7 @@ func (i *Instance) complete(status Status, result []byte, failure *FailureDetail
 		i.completion = &ev
 		return
 	}
+	i.flushPending() // the decisions before it first
 	i.emit(ev)
 }
 
