@@ -38,7 +38,8 @@ type Store interface {
 	ReadStream(ctx context.Context, stream string, opts ReadStreamOptions) iter.Seq2[RecordedEvent, error]
 
 	// ReadAll reads the global log in position order, keeping the events
-	// that match opts.Filter.
+	// that match opts.Filter. AllStart is the log's first event: a backwards
+	// read from it yields that event if it matches, and nothing else.
 	ReadAll(ctx context.Context, opts ReadAllOptions) iter.Seq2[RecordedEvent, error]
 
 	// SubscribeToStream yields the events of one stream after opts.From,

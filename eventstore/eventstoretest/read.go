@@ -230,6 +230,35 @@ func (su *suite) testReadAll(t *testing.T) {
 		})
 	}
 
+	// AllStart is the first event of the global log: a backwards read from
+	// it yields that event if it passes the filter, and nothing else. The
+	// store may hold other events before the test's, so the first event is
+	// learned from a forwards read.
+	t.Run("BackwardsFromStart", func(t *testing.T) {
+		t.Parallel()
+		e := e.with(t)
+		first, err := collect(t, e.store().ReadAll(e.ctx(), eventstore.ReadAllOptions{Limit: 1}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first) != 1 {
+			t.Fatalf("a forwards read of the whole log with limit 1 read %d events", len(first))
+		}
+		for _, f := range []eventstore.Filter{{}, ours, {StreamPrefixes: []string{user1}}} {
+			var want []uuid.UUID
+			if f.Match(first[0].Stream, first[0].Type) {
+				want = ids(first)
+			}
+			got, err := collect(t, e.store().ReadAll(e.ctx(), eventstore.ReadAllOptions{Direction: bwd, From: eventstore.AllStart, Filter: f}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, ids(got), cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("filter %+v: events (-want +got):\n%s", f, diff)
+			}
+		}
+	})
+
 	t.Run("CancelledContext", func(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithCancel(t.Context())

@@ -283,6 +283,20 @@ func (v *view) readLog(dec *decoder, from uint64, backwards bool, filter eventst
 	return out, last, examined, it.Close()
 }
 
+// firstPosition returns the position of the first event of the global log,
+// or 0, which no event has, when the log is empty.
+func (v *view) firstPosition() (uint64, error) {
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: logKey(0), UpperBound: logKey(v.position + 1)})
+	if err != nil {
+		return 0, err
+	}
+	var pos uint64
+	if it.First() {
+		pos = binary.BigEndian.Uint64(it.Key()[1:])
+	}
+	return pos, it.Close()
+}
+
 // ReadAll implements eventstore.Store.
 func (s *Store) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions) iter.Seq2[eventstore.RecordedEvent, error] {
 	return func(yield func(eventstore.RecordedEvent, error) bool) {
@@ -314,7 +328,12 @@ func (s *Store) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions) ite
 				case exact:
 					next = pos
 				case backwards:
-					next = 0
+					// AllStart is the log's first event; nothing precedes it.
+					if next, err = v.firstPosition(); err != nil {
+						v.release()
+						yield(eventstore.RecordedEvent{}, err)
+						return
+					}
 				}
 			}
 			want := readPage
