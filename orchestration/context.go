@@ -90,6 +90,9 @@ func WithVersion(v string) CallOption {
 }
 
 func applyCallOptions(opts []CallOption) callOptions {
+	if len(opts) == 0 {
+		return callOptions{} // o below escapes to the options; spare the common call
+	}
 	var o callOptions
 	for _, f := range opts {
 		f(&o)
