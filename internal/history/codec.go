@@ -66,16 +66,44 @@ const (
 )
 
 // AppendEpisode appends the encoding of an episode record holding events.
+// Each event is encoded in place and then moved up past its entry's header,
+// whose lengths are known only then, so nothing is encoded twice or into a
+// scratch buffer.
 func AppendEpisode(dst []byte, events []orchestration.HistoryEvent) []byte {
-	var entry, data []byte
 	for i := range events {
-		data = Append(data[:0], &events[i])
-		entry = appendString(entry[:0], entryType, EventType(events[i].Kind))
-		entry = protowire.AppendTag(entry, entryData, protowire.BytesType)
-		entry = protowire.AppendBytes(entry, data)
-		dst = protowire.AppendTag(dst, episodeEvents, protowire.BytesType)
-		dst = protowire.AppendBytes(dst, entry)
+		ev := &events[i]
+		kind := EventType(ev.Kind)
+		start := len(dst)
+		dst = Append(dst, ev)
+		n := len(dst) - start
+		entry := protowire.SizeTag(entryType) + protowire.SizeBytes(len(kind)) + protowire.SizeTag(entryData) + protowire.SizeBytes(n)
+		header := protowire.SizeTag(episodeEvents) + protowire.SizeVarint(uint64(entry)) + entry - n
+		dst = moveUp(dst, start, header)
+		h := dst[start:start]
+		h = protowire.AppendTag(h, episodeEvents, protowire.BytesType)
+		h = protowire.AppendVarint(h, uint64(entry))
+		h = protowire.AppendTag(h, entryType, protowire.BytesType)
+		h = protowire.AppendString(h, kind)
+		h = protowire.AppendTag(h, entryData, protowire.BytesType)
+		protowire.AppendVarint(h, uint64(n))
 	}
+	return dst
+}
+
+// moveUp makes room for by bytes at dst[start:], moving what follows.
+func moveUp(dst []byte, start, by int) []byte {
+	n := len(dst)
+	dst = append(dst, make([]byte, by)...)
+	copy(dst[start+by:], dst[start:n])
+	return dst
+}
+
+// appendLength turns what was appended to dst after start into a
+// length-delimited value: its length goes before it.
+func appendLength(dst []byte, start int) []byte {
+	n := len(dst) - start
+	dst = moveUp(dst, start, protowire.SizeVarint(uint64(n)))
+	protowire.AppendVarint(dst[start:start], uint64(n))
 	return dst
 }
 
@@ -87,8 +115,26 @@ func EpisodeData(events []orchestration.HistoryEvent, id uuid.UUID) eventstore.E
 		ID:          id,
 		Type:        EpisodeType,
 		ContentType: eventstore.ContentTypeBinary,
-		Data:        AppendEpisode(nil, events),
+		Data:        AppendEpisode(make([]byte, 0, episodeSize(events)), events),
 	}
+}
+
+// episodeSize is about the size of an episode record, usually a little
+// more, so encoding it rarely grows the buffer.
+func episodeSize(events []orchestration.HistoryEvent) int {
+	size := 0
+	for i := range events {
+		ev := &events[i]
+		size += 64 + len(ev.Name) + len(ev.Version) + len(ev.InstanceID) + len(ev.Input) + len(ev.Result) +
+			len(ev.CustomStatus) + len(ev.RequestID)
+		for f := ev.Failure; f != nil; f = f.Inner {
+			size += 16 + len(f.ErrorType) + len(f.Message) + len(f.StackTrace)
+		}
+		if p := ev.Parent; p != nil {
+			size += 32 + len(p.InstanceID) + len(p.Name)
+		}
+	}
+	return size
 }
 
 // DecodeEpisode decodes an episode record, appending its events to dst.
@@ -154,7 +200,8 @@ func Append(dst []byte, ev *orchestration.HistoryEvent) []byte {
 	dst = appendBytes(dst, fieldResult, ev.Result)
 	if ev.Failure != nil {
 		dst = protowire.AppendTag(dst, fieldFailure, protowire.BytesType)
-		dst = protowire.AppendBytes(dst, appendFailure(nil, ev.Failure))
+		start := len(dst)
+		dst = appendLength(appendFailure(dst, ev.Failure), start)
 	}
 	dst = appendTime(dst, fieldFireAt, ev.FireAt)
 	if ev.Status != 0 {
@@ -162,19 +209,19 @@ func Append(dst []byte, ev *orchestration.HistoryEvent) []byte {
 		dst = protowire.AppendVarint(dst, uint64(int64(ev.Status)))
 	}
 	if p := ev.Parent; p != nil {
-		var b []byte
-		b = appendString(b, parentInstanceID, p.InstanceID)
-		b = appendString(b, parentName, p.Name)
+		dst = protowire.AppendTag(dst, fieldParent, protowire.BytesType)
+		start := len(dst)
+		dst = appendString(dst, parentInstanceID, p.InstanceID)
+		dst = appendString(dst, parentName, p.Name)
 		if p.EventID != 0 {
-			b = protowire.AppendTag(b, parentEventID, protowire.VarintType)
-			b = protowire.AppendVarint(b, uint64(int64(p.EventID)))
+			dst = protowire.AppendTag(dst, parentEventID, protowire.VarintType)
+			dst = protowire.AppendVarint(dst, uint64(int64(p.EventID)))
 		}
 		if p.Generation != 0 {
-			b = protowire.AppendTag(b, parentGeneration, protowire.VarintType)
-			b = protowire.AppendVarint(b, uint64(int64(p.Generation)))
+			dst = protowire.AppendTag(dst, parentGeneration, protowire.VarintType)
+			dst = protowire.AppendVarint(dst, uint64(int64(p.Generation)))
 		}
-		dst = protowire.AppendTag(dst, fieldParent, protowire.BytesType)
-		dst = protowire.AppendBytes(dst, b)
+		dst = appendLength(dst, start)
 	}
 	if ev.Generation != 0 {
 		dst = protowire.AppendTag(dst, fieldGeneration, protowire.VarintType)
@@ -191,7 +238,8 @@ func appendFailure(dst []byte, f *orchestration.FailureDetails) []byte {
 	dst = appendString(dst, failureStackTrace, f.StackTrace)
 	if f.Inner != nil {
 		dst = protowire.AppendTag(dst, failureInner, protowire.BytesType)
-		dst = protowire.AppendBytes(dst, appendFailure(nil, f.Inner))
+		start := len(dst)
+		dst = appendLength(appendFailure(dst, f.Inner), start)
 	}
 	if f.NonRetriable {
 		dst = protowire.AppendTag(dst, failureNonRetriable, protowire.VarintType)

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -120,6 +122,9 @@ func TestMatchesSchema(t *testing.T) {
 			if diff := cmp.Diff(ev, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Fatalf("%s: round trip through the generated type (-want +got):\n%s", k, diff)
 			}
+			if !bytes.Equal(encoded, remarshaled) {
+				t.Fatalf("%s: our encoding is not the generated type's:\n%x\n%x", k, encoded, remarshaled)
+			}
 		}
 	}
 }
@@ -189,6 +194,9 @@ func TestEpisodeMatchesSchema(t *testing.T) {
 	if len(ep.Events) != len(events) || ep.Events[3].Type != "TaskScheduled" {
 		t.Fatalf("generated type read %d entries", len(ep.Events))
 	}
+	if again, err := (proto.MarshalOptions{Deterministic: true}).Marshal(&ep); err != nil || !bytes.Equal(data, again) {
+		t.Fatalf("our episode encoding is not the generated type's (%v)", err)
+	}
 	var d Decoder
 	got, err := d.DecodeEpisode(nil, data)
 	if err != nil {
@@ -199,5 +207,49 @@ func TestEpisodeMatchesSchema(t *testing.T) {
 	}
 	if _, err := d.DecodeEpisode(nil, data[:len(data)-3]); err == nil {
 		t.Fatal("a truncated episode decoded without error")
+	}
+}
+
+// chainEpisode is the episode of an activity chain's step: an activity's
+// result in, the next call out.
+func chainEpisode() []orchestration.HistoryEvent {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return []orchestration.HistoryEvent{
+		{Kind: orchestration.OrchestratorStarted, Timestamp: now},
+		{Kind: orchestration.TaskCompleted, Timestamp: now, EventID: 41, Result: []byte("82")},
+		{Kind: orchestration.TaskScheduled, Timestamp: now, EventID: 42, Name: "Add", Input: []byte("42")},
+		{Kind: orchestration.OrchestratorCompleted, Timestamp: now},
+	}
+}
+
+func BenchmarkAppendEpisode(b *testing.B) {
+	events := chainEpisode()
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendEpisode(buf[:0], events)
+	}
+}
+
+func BenchmarkEpisodeData(b *testing.B) {
+	events := chainEpisode()
+	b.ReportAllocs()
+	for b.Loop() {
+		EpisodeData(events, uuid.UUID{})
+	}
+}
+
+// TestEncodingAllocations: encoding an episode allocates nothing but the
+// record it returns.
+func TestEncodingAllocations(t *testing.T) {
+	events := chainEpisode()
+	events[1] = orchestration.HistoryEvent{Kind: orchestration.TaskFailed, EventID: 41,
+		Failure: &orchestration.FailureDetails{ErrorType: "E", Message: "m", Inner: &orchestration.FailureDetails{Message: "inner"}}}
+	buf := AppendEpisode(nil, events)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendEpisode(buf[:0], events) }); n != 0 {
+		t.Errorf("AppendEpisode into a large enough buffer allocates %.0f times", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { EpisodeData(events, uuid.UUID{}) }); n != 1 {
+		t.Errorf("EpisodeData allocates %.0f times", n)
 	}
 }
