@@ -194,6 +194,9 @@ func (c *committer) flush() {
 	}
 	clear(c.replies)
 	c.replies = c.replies[:0]
+	if c.failed == nil {
+		c.growFilter()
+	}
 }
 
 // commit writes the stream states and the last position into the batch and
@@ -213,18 +216,25 @@ func (c *committer) commit() error {
 			c.exists.add(name)
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return err
+	return b.Commit(pebble.Sync)
+}
+
+// growFilter rebuilds the stream filter larger from the state records once
+// it holds more names than it was sized for. It runs after a commit was
+// published and answered, so a failure costs no write: the full filter stays
+// in use, answering yes more often, which only costs reads, and the rebuild
+// is tried again once as many names again were added.
+func (c *committer) growFilter() {
+	if !c.exists.full() {
+		return
 	}
-	if c.exists.full() {
-		// Rebuild the filter larger from the state records.
-		f, err := loadStreamFilter(c.db, 2*c.exists.capacity)
-		if err != nil {
-			return err
-		}
-		c.exists = f
+	f, err := loadFilter(c.db, 2*c.exists.capacity)
+	if err != nil {
+		c.exists.capacity *= 2
+		c.store.log.Error("event store: rebuilding the stream filter failed, keeping the full one", "error", err)
+		return
 	}
-	return nil
+	c.exists = f
 }
 
 // forgetBatch clears what the cache knows about the batch just committed

@@ -1,13 +1,18 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 
 	"github.com/durableactor/durable/eventstore"
@@ -143,5 +148,49 @@ func TestCancelledAppendOnceTaken(t *testing.T) {
 	}
 	if got, want := readIDs(t, s, "s"), []uuid.UUID{ev.ID}; !slices.Equal(got, want) {
 		t.Fatalf("stream holds %v, want %v", got, want)
+	}
+}
+
+// TestStreamFilterRebuildFails checks that a failed rebuild of the stream
+// filter, which happens after a commit, neither fails the writes of that
+// commit nor the store: the full filter stays in use.
+func TestStreamFilterRebuildFails(t *testing.T) {
+	var loads atomic.Int32
+	loadFilter = func(db *pebble.DB, capacity int) (*streamFilter, error) {
+		if loads.Add(1) > 1 {
+			return nil, errors.New("injected failure")
+		}
+		f, err := loadStreamFilter(db, capacity)
+		if err == nil {
+			f.capacity = 2 // full after the third new stream
+		}
+		return f, err
+	}
+	t.Cleanup(func() { loadFilter = loadStreamFilter })
+	var logged bytes.Buffer
+	s, err := Open(Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 6 {
+		if _, err := s.Append(ctx, fmt.Sprint("s-", i), eventstore.NoStream, eventstore.EventData{Type: "x"}); err != nil {
+			t.Fatalf("append to new stream %d: %v", i, err)
+		}
+	}
+	for i := range 6 {
+		_, err := s.Append(ctx, fmt.Sprint("s-", i), eventstore.NoStream, eventstore.EventData{Type: "x"})
+		if !errors.Is(err, eventstore.ErrWrongExpectedRevision) {
+			t.Fatalf("stream s-%d: a second NoStream append gave %v", i, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if loads.Load() < 2 {
+		t.Fatal("the filter was never rebuilt")
+	}
+	if !strings.Contains(logged.String(), "injected failure") {
+		t.Fatalf("the failed rebuild was not logged; the log holds:\n%s", logged.String())
 	}
 }

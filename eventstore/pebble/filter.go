@@ -63,6 +63,9 @@ func (f *streamFilter) mayContain(name string) bool {
 
 func (f *streamFilter) full() bool { return f.count > f.capacity }
 
+// loadFilter is loadStreamFilter; a test replaces it to make a rebuild fail.
+var loadFilter = loadStreamFilter
+
 // loadStreamFilter builds a filter of every stream with a state record,
 // sized for at least capacity names.
 func loadStreamFilter(db *pebble.DB, capacity int) (*streamFilter, error) {

@@ -109,7 +109,7 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	exists, err := loadStreamFilter(db, 0)
+	exists, err := loadFilter(db, 0)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("pebble eventstore: read stream states: %w", err)
