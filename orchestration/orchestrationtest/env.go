@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -443,14 +442,7 @@ func (e *Env) notifyParent(in *instance, ev *orchestration.HistoryEvent) {
 	if start.Parent == nil || ev.Status == orchestration.StatusContinuedAsNew {
 		return
 	}
-	done := orchestration.HistoryEvent{Kind: orchestration.SubOrchestrationInstanceCompleted, EventID: start.Parent.EventID, Result: ev.Result}
-	if ev.Status != orchestration.StatusCompleted {
-		failure := ev.Failure
-		if failure == nil {
-			failure = &orchestration.FailureDetails{ErrorType: ev.Status.String(), Message: fmt.Sprintf("sub-orchestration %q was %s", in.id, ev.Status)}
-		}
-		done = orchestration.HistoryEvent{Kind: orchestration.SubOrchestrationInstanceFailed, EventID: start.Parent.EventID, Failure: failure}
-	}
+	done := orchestration.SubOrchestrationOutcome(start.Parent.EventID, *ev)
 	e.queue = append(e.queue, delivery{instanceID: start.Parent.InstanceID, generation: start.Parent.Generation, input: done})
 }
 
@@ -459,33 +451,13 @@ func (e *Env) runActivity(d delivery) {
 	instanceID, ev := d.instanceID, d.activity
 	in := e.instances[instanceID]
 	in.activityCalls++
-	result, err := e.callActivity(ev)
+	fn := e.activities[ev.Name] // nil when there is none: RunActivity reports it
+	result, failure := orchestration.RunActivity(context.Background(), ev.Name, fn, ev.Input, e.opts.Executor.MaxPayloadSize)
 	out := orchestration.HistoryEvent{Kind: orchestration.TaskCompleted, EventID: ev.EventID, Result: result}
-	if err != nil {
-		out = orchestration.HistoryEvent{Kind: orchestration.TaskFailed, EventID: ev.EventID, Failure: orchestration.Failure(err)}
-		var p panicked
-		if errors.As(err, &p) {
-			out.Failure = p.details
-		}
+	if failure != nil {
+		out = orchestration.HistoryEvent{Kind: orchestration.TaskFailed, EventID: ev.EventID, Failure: failure}
 	}
 	e.queue = append(e.queue, delivery{instanceID: instanceID, generation: d.generation, input: out})
-}
-
-type panicked struct{ details *orchestration.FailureDetails }
-
-func (p panicked) Error() string { return p.details.String() }
-
-func (e *Env) callActivity(ev *orchestration.HistoryEvent) (result []byte, err error) {
-	fn, ok := e.activities[ev.Name]
-	if !ok {
-		return nil, fmt.Errorf("no activity is registered under the name %q", ev.Name)
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = panicked{&orchestration.FailureDetails{ErrorType: "panic", Message: fmt.Sprint(r), StackTrace: string(debug.Stack())}}
-		}
-	}()
-	return fn(context.Background(), ev.Input)
 }
 
 func (e *Env) fail(err error) {
