@@ -848,3 +848,22 @@ func TestCarriedEventKeepsItsRequest(t *testing.T) {
 		t.Fatalf("status %s", inst.Status())
 	}
 }
+
+// TestTerminateReasonUsesTheConverter: the harness encodes reasons with the
+// executor's converter, as the client does, so any reason decodes.
+func TestTerminateReasonUsesTheConverter(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	reg.Add("Forever", func(ctx *orchestration.Context) (any, error) {
+		return nil, ctx.WaitForEvent("never").Await(nil)
+	})
+	env := newEnv(t, reg)
+	id := mustStart(t, env, "Forever", nil, orchestrationtest.StartOptions{})
+	const reason = "stopped\x01 by \u00e9\x7f"
+	if err := env.Terminate(id, reason); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := env.Output(id, &got); err != nil || got != reason {
+		t.Fatalf("reason %q, %v", got, err)
+	}
+}

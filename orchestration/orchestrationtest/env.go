@@ -177,24 +177,30 @@ func (e *Env) RaiseEvent(instanceID, name string, payload any) error {
 
 // Terminate terminates an instance at its next episode.
 func (e *Env) Terminate(instanceID, reason string) error {
-	return e.send(instanceID, orchestration.HistoryEvent{Kind: orchestration.ExecutionTerminated, Input: quote(reason)})
+	return e.control(instanceID, orchestration.ExecutionTerminated, reason)
 }
 
 // Suspend suspends an instance: inputs are held until Resume.
 func (e *Env) Suspend(instanceID, reason string) error {
-	return e.send(instanceID, orchestration.HistoryEvent{Kind: orchestration.ExecutionSuspended, Input: quote(reason)})
+	return e.control(instanceID, orchestration.ExecutionSuspended, reason)
 }
 
 // Resume resumes a suspended instance.
 func (e *Env) Resume(instanceID, reason string) error {
-	return e.send(instanceID, orchestration.HistoryEvent{Kind: orchestration.ExecutionResumed, Input: quote(reason)})
+	return e.control(instanceID, orchestration.ExecutionResumed, reason)
 }
 
-func quote(s string) []byte {
-	if s == "" {
-		return nil
+// control sends a terminate, suspend or resume with its reason, encoded
+// like any payload (no reason is no payload).
+func (e *Env) control(instanceID string, kind orchestration.EventKind, reason string) error {
+	var data []byte
+	if reason != "" {
+		var err error
+		if data, err = e.conv.Marshal(reason); err != nil {
+			return fmt.Errorf("orchestrationtest: encode reason: %w", err)
+		}
 	}
-	return fmt.Appendf(nil, "%q", s)
+	return e.send(instanceID, orchestration.HistoryEvent{Kind: kind, Input: data})
 }
 
 func (e *Env) send(instanceID string, ev orchestration.HistoryEvent) error {
