@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/durableactor/durable/actors"
@@ -105,33 +107,38 @@ func (c *Client) call(ctx context.Context, id string, msg proto.Message) (*grain
 	}
 	reply, err := c.e.cluster.Request(ctx, actors.Kind, id, msg)
 	if err != nil {
-		return nil, fmt.Errorf("durable: instance %q: %w", id, err)
+		return nil, grainError(id, err)
 	}
-	switch r := reply.(type) {
-	case *grainpb.Ack:
-		c.wrote(r.Position)
-		return r, nil
-	case *grainpb.Error:
-		return nil, replyError(r)
+	ack, ok := reply.(*grainpb.Ack)
+	if !ok {
+		return nil, fmt.Errorf("durable: instance %q answered with %T", id, reply)
 	}
-	return nil, fmt.Errorf("durable: instance %q answered with %T", id, reply)
+	c.wrote(ack.Position)
+	return ack, nil
 }
 
-func replyError(e *grainpb.Error) error {
-	var base error
-	switch e.Code {
-	case grainpb.Error_NOT_FOUND:
-		base = ErrInstanceNotFound
-	case grainpb.Error_ALREADY_RUNNING:
-		base = ErrInstanceExists
-	case grainpb.Error_NOT_RUNNING:
-		base = ErrInstanceNotRunning
-	case grainpb.Error_INVALID:
-		return errors.New("durable: " + e.Message)
-	default:
-		return errors.New("durable: instance unavailable: " + e.Message)
+// grainError turns the failure of a call to an instance's grain into the
+// client's errors: a refusal (see the actors package for the codes) or a
+// failure to reach it.
+func grainError(id string, err error) error {
+	if !actors.Refused(err) {
+		return fmt.Errorf("durable: instance %q: %w", id, err)
 	}
-	return fmt.Errorf("%w: %s", base, e.Message)
+	st := status.Convert(err)
+	var base error
+	switch st.Code() {
+	case codes.NotFound:
+		base = ErrInstanceNotFound
+	case codes.AlreadyExists:
+		base = ErrInstanceExists
+	case codes.FailedPrecondition:
+		base = ErrInstanceNotRunning
+	case codes.InvalidArgument:
+		return errors.New("durable: " + st.Message())
+	default:
+		return errors.New("durable: instance unavailable: " + st.Message())
+	}
+	return fmt.Errorf("%w: %s", base, st.Message())
 }
 
 func (c *Client) wrote(position uint64) {

@@ -302,12 +302,8 @@ func (e *Engine) recover(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				reply, err := e.cluster.Request(ctx, actors.Kind, id, &grainpb.Wake{})
-				if r, ok := reply.(*grainpb.Error); ok && err == nil {
-					err = replyError(r)
-				}
-				if err != nil {
-					errs <- fmt.Errorf("durable: wake %q: %w", id, err)
+				if _, err := e.cluster.Request(ctx, actors.Kind, id, &grainpb.Wake{}); err != nil {
+					errs <- fmt.Errorf("durable: wake: %w", grainError(id, err))
 				}
 			}
 		}()

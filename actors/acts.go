@@ -2,11 +2,11 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/grpc/status"
 
 	"github.com/durableactor/durable/delivery"
 	"github.com/durableactor/durable/internal/grainpb"
@@ -243,27 +243,18 @@ func (g *grain) startChild(c actor.Context, ev orchestration.HistoryEvent) {
 	answered := func() { rt.system.Root.Send(self, childAnswered{}) }
 	go rt.retry("start sub-orchestration "+ev.InstanceID, func(ctx context.Context) (bool, error) {
 		reply, err := rt.grains.Request(ctx, Kind, start.InstanceID, msg)
-		if err != nil {
+		if Retriable(err) {
 			return false, err
 		}
-		switch r := reply.(type) {
-		case *grainpb.Ack:
-			if r.Completion != nil {
-				if done, ok := childOutcome(eventID, r.Completion); ok {
-					outcome(done)
-				}
+		if err != nil {
+			failed(status.Convert(err).Message())
+		} else if ack, ok := reply.(*grainpb.Ack); ok && ack.Completion != nil {
+			if done, ok := childOutcome(eventID, ack.Completion); ok {
+				outcome(done)
 			}
-			answered()
-			return true, nil
-		case *grainpb.Error:
-			if r.Code == grainpb.Error_UNAVAILABLE {
-				return false, errors.New(r.Message)
-			}
-			failed(r.Message)
-			answered()
-			return true, nil
 		}
-		return false, fmt.Errorf("unexpected reply %T", reply)
+		answered()
+		return true, nil
 	})
 }
 
@@ -324,12 +315,9 @@ func (g *grain) completed(c actor.Context, ec orchestration.HistoryEvent) {
 	done.Generation = start.Parent.Generation
 	msg := &grainpb.Deliver{Events: []*grainpb.Event{encodeEvent(&done)}}
 	go rt.retry("notify parent "+parent, func(ctx context.Context) (bool, error) {
-		reply, err := rt.grains.Request(ctx, Kind, parent, msg)
-		if err != nil {
+		_, err := rt.grains.Request(ctx, Kind, parent, msg)
+		if Retriable(err) {
 			return false, err
-		}
-		if e, ok := reply.(*grainpb.Error); ok && e.Code == grainpb.Error_UNAVAILABLE {
-			return false, errors.New(e.Message)
 		}
 		return true, nil // recorded, or the parent has moved on
 	})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/grpc/codes"
 
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/internal/grainpb"
@@ -47,12 +48,12 @@ type heldRequest struct {
 func (g *grain) start(c actor.Context, req *startRequest) {
 	respond := func(msg any) { c.Send(req.sender, msg) }
 	if g.broken != nil {
-		respond(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
+		respond(errorReply(codes.Unavailable, "instance %q cannot be loaded: %v", g.id, g.broken))
 		return
 	}
 	events, err := decodeEvents([]*grainpb.Event{req.msg.ExecutionStarted})
 	if err != nil || events[0].Kind != orchestration.ExecutionStarted {
-		respond(errorReply(grainpb.Error_INVALID, "start of %q: not an ExecutionStarted event: %v", g.id, err))
+		respond(errorReply(codes.InvalidArgument, "start of %q: not an ExecutionStarted event: %v", g.id, err))
 		return
 	}
 	es := events[0]
@@ -61,18 +62,22 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 		prev, _ := g.inst.Started()
 		if es.RequestID != "" && prev.RequestID == es.RequestID {
 			// A retried start: answer once the first one is recorded.
+			if g.inst.Status().IsTerminal() && !g.appending {
+				respond(g.completionAck())
+				return
+			}
 			g.enqueue(c, nil, req.sender)
 			return
 		}
 		if !g.inst.Status().IsTerminal() || g.appending {
-			respond(errorReply(grainpb.Error_ALREADY_RUNNING, "instance %q is already %s", g.id, g.inst.Status()))
+			respond(errorReply(codes.AlreadyExists, "instance %q is already %s", g.id, g.inst.Status()))
 			return
 		}
 		restart = true // a finished instance starts over, as in Durable Functions
 		es.Generation = prev.Generation + 1
 	}
 	if _, ok := g.rt.reg.Get(es.Name); !ok {
-		respond(errorReply(grainpb.Error_INVALID, "no orchestrator is registered under the name %q", es.Name))
+		respond(errorReply(codes.InvalidArgument, "no orchestrator is registered under the name %q", es.Name))
 		return
 	}
 	now := g.rt.now()
@@ -84,7 +89,7 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 		es.Timestamp = now
 		if _, err := inst.Replay([]orchestration.HistoryEvent{es}); err != nil {
 			inst.Close()
-			respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
+			respond(errorReply(codes.InvalidArgument, "start of %q: %v", g.id, err))
 			return
 		}
 		ep = orchestration.Episode{Events: []orchestration.HistoryEvent{es}, Status: orchestration.StatusPending}
@@ -92,7 +97,7 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 		ep, err = inst.Step(now, es)
 		if err != nil {
 			inst.Close()
-			respond(errorReply(grainpb.Error_INVALID, "start of %q: %v", g.id, err))
+			respond(errorReply(codes.InvalidArgument, "start of %q: %v", g.id, err))
 			return
 		}
 	}
@@ -114,21 +119,21 @@ func (g *grain) deliver(c actor.Context, m *grainpb.Deliver, sender *actor.PID) 
 	reply := func(msg any) { c.Send(sender, msg) }
 	switch {
 	case g.broken != nil:
-		reply(errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, g.broken))
+		reply(errorReply(codes.Unavailable, "instance %q cannot be loaded: %v", g.id, g.broken))
 		return
 	case g.inst == nil:
-		reply(errorReply(grainpb.Error_NOT_FOUND, "instance %q does not exist", g.id))
+		reply(errorReply(codes.NotFound, "instance %q does not exist", g.id))
 		return
 	}
 	events, err := decodeEvents(m.Events)
 	if err != nil {
-		reply(errorReply(grainpb.Error_INVALID, "delivery to %q: %v", g.id, err))
+		reply(errorReply(codes.InvalidArgument, "delivery to %q: %v", g.id, err))
 		return
 	}
 	// While an append is in flight its outcome (a completion, or fencing)
 	// is not known yet: the inputs wait for it and are judged after.
 	if !g.appending && g.inst.Status().IsTerminal() {
-		reply(errorReply(grainpb.Error_NOT_RUNNING, "instance %q is %s", g.id, g.inst.Status()))
+		reply(errorReply(codes.FailedPrecondition, "instance %q is %s", g.id, g.inst.Status()))
 		return
 	}
 	g.enqueue(c, g.keepCurrent(events), sender)
@@ -197,7 +202,7 @@ func (g *grain) process(c actor.Context) {
 	g.queue, g.waiters, g.tick, g.results = nil, nil, false, 0
 	pending := g.inst.Status() == orchestration.StatusPending
 	if len(inputs) == 0 && !(tick && pending) {
-		g.reply(c, waiters, g.ack()) // nothing to record
+		g.acknowledge(c, waiters) // nothing to record
 		return
 	}
 	var ep orchestration.Episode
@@ -212,12 +217,12 @@ func (g *grain) process(c actor.Context) {
 	g.queue = inputs[:0]
 	if err != nil {
 		g.rt.unrecorded.Add(-int64(results))
-		g.reply(c, waiters, errorReply(grainpb.Error_NOT_RUNNING, "instance %q: %v", g.id, err))
+		g.reply(c, waiters, errorReply(codes.FailedPrecondition, "instance %q: %v", g.id, err))
 		return
 	}
 	if len(ep.Events) == 0 {
 		g.rt.unrecorded.Add(-int64(results))
-		g.reply(c, waiters, g.ack())
+		g.acknowledge(c, waiters)
 		return
 	}
 	g.pendingResults = results
@@ -289,7 +294,7 @@ func (g *grain) appendDone(c actor.Context, d *appendDone) {
 		} else {
 			g.rt.log.Error("appending an episode failed; stopping the activation", "instance", g.id, "error", d.err)
 		}
-		g.reply(c, append(d.waiters, g.waiters...), errorReply(grainpb.Error_UNAVAILABLE, "instance %q: %v", g.id, d.err))
+		g.reply(c, append(d.waiters, g.waiters...), errorReply(codes.Unavailable, "instance %q: %v", g.id, d.err))
 		g.rt.unrecorded.Add(-int64(g.results))
 		g.waiters, g.queue, g.results = nil, nil, 0
 		g.broken = d.err
@@ -307,7 +312,7 @@ func (g *grain) appendDone(c actor.Context, d *appendDone) {
 		truncateBefore = d.result.Revision // the record that starts the new generation
 	}
 	g.act(c, current, d.epoch, truncateBefore)
-	g.reply(c, d.waiters, g.ack())
+	g.acknowledge(c, d.waiters)
 	if ep.ContinuedAsNew {
 		g.continueAsNew(c, ep.Events[ep.NewGeneration:])
 	}

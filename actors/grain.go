@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/grpc/codes"
 
 	"github.com/durableactor/durable/delivery"
 	"github.com/durableactor/durable/eventstore"
@@ -103,7 +104,7 @@ func (g *grain) request(c actor.Context, msg any, sender *actor.PID) {
 		}
 	case *grainpb.Wake:
 		if g.ensureLoaded(c, sender) {
-			c.Send(sender, g.ack())
+			g.acknowledge(c, []*actor.PID{sender})
 		}
 	}
 }
@@ -131,7 +132,7 @@ func (g *grain) ensureLoaded(c actor.Context, sender *actor.PID) bool {
 		g.rt.log.Error("instance cannot be loaded", "instance", g.id, "error", err)
 		g.broken = err
 		if sender != nil {
-			c.Send(sender, errorReply(grainpb.Error_UNAVAILABLE, "instance %q cannot be loaded: %v", g.id, err))
+			c.Send(sender, errorReply(codes.Unavailable, "instance %q cannot be loaded: %v", g.id, err))
 		}
 		c.Stop(c.Self())
 		return false
@@ -274,20 +275,20 @@ func (g *grain) reissue(c actor.Context, fresh map[int32]bool) {
 	}
 }
 
-// ack is the answer to a request whose inputs are recorded.
-func (g *grain) ack() *grainpb.Ack {
-	a := &grainpb.Ack{Position: g.position}
-	if g.inst == nil {
-		return a
+// acknowledge answers the waiters of inputs that are recorded.
+func (g *grain) acknowledge(c actor.Context, waiters []*actor.PID) {
+	if len(waiters) > 0 {
+		g.reply(c, waiters, &grainpb.Ack{Position: g.position})
 	}
-	status := g.inst.Status()
-	a.Status = int32(status)
-	if status.IsTerminal() {
-		out, failure := g.inst.Output()
-		ec := orchestration.HistoryEvent{Kind: orchestration.ExecutionCompleted, Status: status, Result: out, Failure: failure}
-		a.Completion = encodeEvent(&ec)
-	}
-	return a
+}
+
+// completionAck answers a retried Start of an instance that has ended with
+// its outcome: a parent that starts its child again after a restart learns
+// the outcome from it, whose notification a crash may have lost.
+func (g *grain) completionAck() *grainpb.Ack {
+	out, failure := g.inst.Output()
+	ec := orchestration.HistoryEvent{Kind: orchestration.ExecutionCompleted, Status: g.inst.Status(), Result: out, Failure: failure}
+	return &grainpb.Ack{Position: g.position, Completion: encodeEvent(&ec)}
 }
 
 func (g *grain) reply(c actor.Context, to []*actor.PID, msg any) {

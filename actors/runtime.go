@@ -29,6 +29,9 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/durableactor/durable/delivery"
@@ -239,17 +242,12 @@ func (rt *Runtime) HandleMessage(ctx context.Context, _ delivery.Topic, m delive
 		rt.log.Error("dropping an undecodable message", "id", m.ID, "type", m.Type, "error", err)
 		return nil
 	}
-	reply, err := rt.grains.Request(ctx, Kind, m.Identity, &deliver)
-	if err != nil {
+	_, err := rt.grains.Request(ctx, Kind, m.Identity, &deliver)
+	if Retriable(err) {
 		return err
 	}
-	if e, ok := reply.(*grainpb.Error); ok {
-		switch e.Code {
-		case grainpb.Error_NOT_FOUND, grainpb.Error_NOT_RUNNING, grainpb.Error_INVALID:
-			rt.log.Debug("message refused by its instance", "instance", m.Identity, "type", m.Type, "reason", e.Message)
-			return nil
-		}
-		return fmt.Errorf("instance %q: %s", m.Identity, e.Message)
+	if err != nil {
+		rt.log.Debug("message refused by its instance", "instance", m.Identity, "type", m.Type, "reason", err)
 	}
 	return nil
 }
@@ -323,7 +321,32 @@ func (rt *Runtime) retry(what string, f func(ctx context.Context) (stop bool, er
 	}
 }
 
-// errorReply builds a grain's error answer.
-func errorReply(code grainpb.Error_Code, format string, args ...any) *grainpb.Error {
-	return &grainpb.Error{Code: code, Message: fmt.Sprintf(format, args...)}
+// A grain refuses a request by answering with a google.rpc.Status, which
+// the cluster returns to the caller as an error carrying its code:
+//
+//	NotFound            the instance does not exist
+//	AlreadyExists       the instance runs; it cannot be started again
+//	FailedPrecondition  the instance has completed, failed or been terminated
+//	InvalidArgument     the request is invalid (an unknown orchestrator, say)
+//	Unavailable         the activation cannot serve it now; retry
+func errorReply(code codes.Code, format string, args ...any) *spb.Status {
+	return status.Newf(code, format, args...).Proto()
+}
+
+// Refused reports whether err is a grain's answer refusing a request, as
+// opposed to a failure to reach the grain.
+func Refused(err error) bool {
+	_, ok := status.FromError(err)
+	return ok && err != nil
+}
+
+// Retriable reports whether a call to a grain failed in a way that a retry
+// may cure: the grain was unavailable, or the call did not reach it. A
+// refusal for good (any other code) and success are not.
+func Retriable(err error) bool {
+	switch status.Code(err) {
+	case codes.OK, codes.NotFound, codes.AlreadyExists, codes.FailedPrecondition, codes.InvalidArgument:
+		return false
+	}
+	return true
 }

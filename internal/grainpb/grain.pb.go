@@ -25,69 +25,6 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-type Error_Code int32
-
-const (
-	Error_UNKNOWN Error_Code = 0
-	// The instance does not exist.
-	Error_NOT_FOUND Error_Code = 1
-	// The instance exists and is running; it cannot be started again.
-	Error_ALREADY_RUNNING Error_Code = 2
-	// The instance has completed, failed or been terminated.
-	Error_NOT_RUNNING Error_Code = 3
-	// The request is invalid (for example an unknown orchestrator).
-	Error_INVALID Error_Code = 4
-	// Another activation owns the instance, or storage failed; retry.
-	Error_UNAVAILABLE Error_Code = 5
-)
-
-// Enum value maps for Error_Code.
-var (
-	Error_Code_name = map[int32]string{
-		0: "UNKNOWN",
-		1: "NOT_FOUND",
-		2: "ALREADY_RUNNING",
-		3: "NOT_RUNNING",
-		4: "INVALID",
-		5: "UNAVAILABLE",
-	}
-	Error_Code_value = map[string]int32{
-		"UNKNOWN":         0,
-		"NOT_FOUND":       1,
-		"ALREADY_RUNNING": 2,
-		"NOT_RUNNING":     3,
-		"INVALID":         4,
-		"UNAVAILABLE":     5,
-	}
-)
-
-func (x Error_Code) Enum() *Error_Code {
-	p := new(Error_Code)
-	*p = x
-	return p
-}
-
-func (x Error_Code) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (Error_Code) Descriptor() protoreflect.EnumDescriptor {
-	return file_internal_grainpb_grain_proto_enumTypes[0].Descriptor()
-}
-
-func (Error_Code) Type() protoreflect.EnumType {
-	return &file_internal_grainpb_grain_proto_enumTypes[0]
-}
-
-func (x Error_Code) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use Error_Code.Descriptor instead.
-func (Error_Code) EnumDescriptor() ([]byte, []int) {
-	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{5, 0}
-}
-
 // Event is one history event, encoded with internal/history.
 type Event struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -271,16 +208,16 @@ func (*Wake) Descriptor() ([]byte, []int) {
 	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{3}
 }
 
-// Ack answers Start, Deliver and Wake once the inputs are in the stream.
+// Ack answers Start, Deliver and Wake once the inputs are in the stream. A
+// request the instance refuses is answered with a google.rpc.Status instead
+// (see the actors package for its codes).
 type Ack struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// position is the global position of the append that recorded the
 	// inputs; 0 when nothing had to be recorded.
 	Position uint64 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
-	// status is the instance's runtime status after the inputs.
-	Status int32 `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
 	// completion is the ExecutionCompleted event of an instance that has
-	// ended, for a parent that asks a finished child again.
+	// ended, for a parent that starts a finished child again.
 	Completion    *Event `protobuf:"bytes,3,opt,name=completion,proto3" json:"completion,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -323,71 +260,11 @@ func (x *Ack) GetPosition() uint64 {
 	return 0
 }
 
-func (x *Ack) GetStatus() int32 {
-	if x != nil {
-		return x.Status
-	}
-	return 0
-}
-
 func (x *Ack) GetCompletion() *Event {
 	if x != nil {
 		return x.Completion
 	}
 	return nil
-}
-
-// Error answers a request the instance refused or could not carry out.
-type Error struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          Error_Code             `protobuf:"varint,1,opt,name=code,proto3,enum=durable.grain.v1.Error_Code" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Error) Reset() {
-	*x = Error{}
-	mi := &file_internal_grainpb_grain_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Error) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Error) ProtoMessage() {}
-
-func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_grainpb_grain_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Error.ProtoReflect.Descriptor instead.
-func (*Error) Descriptor() ([]byte, []int) {
-	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *Error) GetCode() Error_Code {
-	if x != nil {
-		return x.Code
-	}
-	return Error_UNKNOWN
-}
-
-func (x *Error) GetMessage() string {
-	if x != nil {
-		return x.Message
-	}
-	return ""
 }
 
 var File_internal_grainpb_grain_proto protoreflect.FileDescriptor
@@ -402,23 +279,12 @@ const file_internal_grainpb_grain_proto_rawDesc = "" +
 	"\x11execution_started\x18\x01 \x01(\v2\x17.durable.grain.v1.EventR\x10executionStarted\":\n" +
 	"\aDeliver\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.durable.grain.v1.EventR\x06events\"\x06\n" +
-	"\x04Wake\"r\n" +
+	"\x04Wake\"`\n" +
 	"\x03Ack\x12\x1a\n" +
-	"\bposition\x18\x01 \x01(\x04R\bposition\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\x05R\x06status\x127\n" +
+	"\bposition\x18\x01 \x01(\x04R\bposition\x127\n" +
 	"\n" +
 	"completion\x18\x03 \x01(\v2\x17.durable.grain.v1.EventR\n" +
-	"completion\"\xbb\x01\n" +
-	"\x05Error\x120\n" +
-	"\x04code\x18\x01 \x01(\x0e2\x1c.durable.grain.v1.Error.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"f\n" +
-	"\x04Code\x12\v\n" +
-	"\aUNKNOWN\x10\x00\x12\r\n" +
-	"\tNOT_FOUND\x10\x01\x12\x13\n" +
-	"\x0fALREADY_RUNNING\x10\x02\x12\x0f\n" +
-	"\vNOT_RUNNING\x10\x03\x12\v\n" +
-	"\aINVALID\x10\x04\x12\x0f\n" +
-	"\vUNAVAILABLE\x10\x05B2Z0github.com/durableactor/durable/internal/grainpbb\x06proto3"
+	"completionJ\x04\b\x02\x10\x03B2Z0github.com/durableactor/durable/internal/grainpbb\x06proto3"
 
 var (
 	file_internal_grainpb_grain_proto_rawDescOnce sync.Once
@@ -432,27 +298,23 @@ func file_internal_grainpb_grain_proto_rawDescGZIP() []byte {
 	return file_internal_grainpb_grain_proto_rawDescData
 }
 
-var file_internal_grainpb_grain_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_internal_grainpb_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_internal_grainpb_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_internal_grainpb_grain_proto_goTypes = []any{
-	(Error_Code)(0), // 0: durable.grain.v1.Error.Code
-	(*Event)(nil),   // 1: durable.grain.v1.Event
-	(*Start)(nil),   // 2: durable.grain.v1.Start
-	(*Deliver)(nil), // 3: durable.grain.v1.Deliver
-	(*Wake)(nil),    // 4: durable.grain.v1.Wake
-	(*Ack)(nil),     // 5: durable.grain.v1.Ack
-	(*Error)(nil),   // 6: durable.grain.v1.Error
+	(*Event)(nil),   // 0: durable.grain.v1.Event
+	(*Start)(nil),   // 1: durable.grain.v1.Start
+	(*Deliver)(nil), // 2: durable.grain.v1.Deliver
+	(*Wake)(nil),    // 3: durable.grain.v1.Wake
+	(*Ack)(nil),     // 4: durable.grain.v1.Ack
 }
 var file_internal_grainpb_grain_proto_depIdxs = []int32{
-	1, // 0: durable.grain.v1.Start.execution_started:type_name -> durable.grain.v1.Event
-	1, // 1: durable.grain.v1.Deliver.events:type_name -> durable.grain.v1.Event
-	1, // 2: durable.grain.v1.Ack.completion:type_name -> durable.grain.v1.Event
-	0, // 3: durable.grain.v1.Error.code:type_name -> durable.grain.v1.Error.Code
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0, // 0: durable.grain.v1.Start.execution_started:type_name -> durable.grain.v1.Event
+	0, // 1: durable.grain.v1.Deliver.events:type_name -> durable.grain.v1.Event
+	0, // 2: durable.grain.v1.Ack.completion:type_name -> durable.grain.v1.Event
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_internal_grainpb_grain_proto_init() }
@@ -465,14 +327,13 @@ func file_internal_grainpb_grain_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_grainpb_grain_proto_rawDesc), len(file_internal_grainpb_grain_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   6,
+			NumEnums:      0,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_internal_grainpb_grain_proto_goTypes,
 		DependencyIndexes: file_internal_grainpb_grain_proto_depIdxs,
-		EnumInfos:         file_internal_grainpb_grain_proto_enumTypes,
 		MessageInfos:      file_internal_grainpb_grain_proto_msgTypes,
 	}.Build()
 	File_internal_grainpb_grain_proto = out.File
