@@ -493,17 +493,6 @@ func eachField(data []byte, f func(num protowire.Number, typ protowire.Type, v u
 	return nil
 }
 
-// EventData returns ev as an event to append, with the given ID. Callers
-// that may retry an append must keep the IDs, so the retry is idempotent.
-func EventData(ev *orchestration.HistoryEvent, id uuid.UUID) eventstore.EventData {
-	return eventstore.EventData{
-		ID:          id,
-		Type:        EventType(ev.Kind),
-		ContentType: eventstore.ContentTypeBinary,
-		Data:        Append(nil, ev),
-	}
-}
-
 // DecodeRecord decodes one stored event, an episode record or a single
 // history event, appending its history events to dst.
 func (d *Decoder) DecodeRecord(dst []orchestration.HistoryEvent, rec *eventstore.RecordedEvent) ([]orchestration.HistoryEvent, error) {
