@@ -83,6 +83,8 @@ type committer struct {
 	dirty   []string
 	replies []pendingReply
 	key     []byte
+	// positions is dropEvents' scratch space.
+	positions []uint64
 }
 
 // maxCachedStreams bounds the committer's cache of stream states.
@@ -425,8 +427,8 @@ func (c *committer) eventAt(stream string, ps *streamState, rev uint64) (uuid.UU
 	return id, valuePosition(v), nil
 }
 
-// remove handles DeleteStream, TombstoneStream and TruncateBefore, each in a
-// batch of its own.
+// remove handles DeleteStream, TombstoneStream and TruncateBefore. A
+// removal that fails changes nothing.
 func (c *committer) remove(r *request) {
 	ps, ok := c.writable(r)
 	if !ok {
@@ -434,7 +436,6 @@ func (c *committer) remove(r *request) {
 	}
 	m := &ps.meta
 	actual := m.current()
-	var err error
 	if r.op == opTruncate {
 		if actual == eventstore.NoRevision {
 			c.respond(r, eventstore.AppendResult{}, &eventstore.NotFoundError{Stream: r.stream})
@@ -442,20 +443,25 @@ func (c *committer) remove(r *request) {
 		}
 		floor := min(r.revision, uint64(m.last+1))
 		if floor > m.floor {
-			err = c.dropEvents(r.stream, m.floor, floor)
+			if err := c.dropEvents(r.stream, m.floor, floor); err != nil {
+				c.respond(r, eventstore.AppendResult{}, err)
+				return
+			}
 			m.floor = floor
 			c.markDirty(r.stream, ps)
 		}
-		c.respond(r, eventstore.AppendResult{}, err)
+		c.respond(r, eventstore.AppendResult{}, nil)
 		return
 	}
 	if !r.expected.Matches(actual) {
 		c.respond(r, eventstore.AppendResult{}, &eventstore.WrongExpectedRevisionError{Stream: r.stream, Expected: r.expected, Actual: actual})
 		return
 	}
-	floor := uint64(m.last + 1)
-	if floor > m.floor {
-		err = c.dropEvents(r.stream, m.floor, floor)
+	if floor := uint64(m.last + 1); floor > m.floor {
+		if err := c.dropEvents(r.stream, m.floor, floor); err != nil {
+			c.respond(r, eventstore.AppendResult{}, err)
+			return
+		}
 		m.floor = floor
 	}
 	if m.last != eventstore.NoRevision {
@@ -467,11 +473,12 @@ func (c *committer) remove(r *request) {
 	if m.deleted || m.tombstoned {
 		c.markDirty(r.stream, ps)
 	}
-	c.respond(r, eventstore.AppendResult{}, err)
+	c.respond(r, eventstore.AppendResult{}, nil)
 }
 
 // dropEvents deletes the events of stream with revisions in [from, to) and
-// their copies in the global log.
+// their copies in the global log. It reads the positions of all of them
+// before it deletes any, so when it fails the batch is as it was.
 func (c *committer) dropEvents(stream string, from, to uint64) error {
 	lower := streamKey(stream, from)
 	upper := streamKey(stream, to)
@@ -479,20 +486,26 @@ func (c *committer) dropEvents(stream string, from, to uint64) error {
 	if err != nil {
 		return err
 	}
-	b := c.ensureBatch()
+	positions := c.positions[:0]
 	for it.First(); it.Valid(); it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil || len(v) < fixedLen {
 			it.Close()
 			return fmt.Errorf("pebble eventstore: drop %q: %w", stream, errors.Join(err, errCorrupt))
 		}
-		if err := b.Delete(logKey(valuePosition(v)), nil); err != nil {
-			it.Close()
-			return err
-		}
+		positions = append(positions, valuePosition(v))
 	}
 	if err := it.Close(); err != nil {
 		return err
 	}
-	return b.DeleteRange(lower, upper, nil)
+	if cap(positions) <= 1<<16 {
+		c.positions = positions[:0]
+	}
+	// Neither can fail: the batch is not indexed.
+	b := c.ensureBatch()
+	for _, p := range positions {
+		b.Delete(logKey(p), nil)
+	}
+	b.DeleteRange(lower, upper, nil)
+	return nil
 }

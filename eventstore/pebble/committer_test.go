@@ -194,3 +194,64 @@ func TestStreamFilterRebuildFails(t *testing.T) {
 		t.Fatalf("the failed rebuild was not logged; the log holds:\n%s", logged.String())
 	}
 }
+
+// TestFailedRemovalChangesNothing checks that a removal that fails while it
+// reads the events to drop (here on a damaged event) leaves the stream as it
+// was: no events gone from the stream or the global log, and no change to
+// its state.
+func TestFailedRemovalChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		remove func(*Store) error
+	}{
+		{"TruncateBefore", func(s *Store) error { return s.TruncateBefore(ctx, "s", 3) }},
+		{"DeleteStream", func(s *Store) error { return s.DeleteStream(ctx, "s", eventstore.Any) }},
+		{"TombstoneStream", func(s *Store) error { return s.TombstoneStream(ctx, "s", eventstore.Any) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := Open(Config{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			evs := []eventstore.EventData{{ID: uuid.New(), Type: "x"}, {ID: uuid.New(), Type: "x"}, {ID: uuid.New(), Type: "x"}}
+			if _, err := s.Append(ctx, "s", eventstore.NoStream, evs...); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.db.Set(streamKey("s", 1), []byte("damaged"), pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.remove(s); err == nil {
+				t.Fatal("the removal succeeded over a damaged event")
+			}
+			// A commit after the failed removal publishes whatever it left.
+			if _, err := s.Append(ctx, "other", eventstore.NoStream, eventstore.EventData{Type: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			var first []uuid.UUID
+			for ev, err := range s.ReadStream(ctx, "s", eventstore.ReadStreamOptions{Limit: 1}) {
+				if err != nil {
+					t.Fatalf("reading the stream after the failed removal: %v", err)
+				}
+				first = append(first, ev.ID)
+			}
+			if !slices.Equal(first, []uuid.UUID{evs[0].ID}) {
+				t.Fatalf("the stream starts with %v after the failed removal, want %v", first, evs[0].ID)
+			}
+			var logged []uuid.UUID
+			for ev, err := range s.ReadAll(ctx, eventstore.ReadAllOptions{Limit: 1}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				logged = append(logged, ev.ID)
+			}
+			if !slices.Equal(logged, []uuid.UUID{evs[0].ID}) {
+				t.Fatalf("the global log starts with %v after the failed removal, want %v", logged, evs[0].ID)
+			}
+			if _, err := s.Append(ctx, "s", eventstore.Exact(2), eventstore.EventData{Type: "x"}); err != nil {
+				t.Fatalf("appending at the stream's last revision after the failed removal: %v", err)
+			}
+		})
+	}
+}
