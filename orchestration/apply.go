@@ -32,7 +32,7 @@ func (i *Instance) drive() {
 		switch {
 		case i.fnState == fnAlive && i.cursor < i.available():
 			i.resume()
-		case i.fnState == fnNotStarted && i.started && i.episodeOpen && !i.completed && i.fn != nil && !i.now.Before(i.start.FireAt):
+		case i.fnState == fnNotStarted && i.started && i.sawEpisodeStart && !i.completed && i.fn != nil && !i.now.Before(i.start.FireAt):
 			i.fnState = fnAlive
 			if !i.suspended {
 				i.status = StatusRunning
@@ -95,7 +95,7 @@ func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {
 	switch ev.Kind {
 	case OrchestratorStarted:
 		i.now = ev.Timestamp
-		i.episodeOpen = true
+		i.sawEpisodeStart = true
 		i.actions = 0
 	case OrchestratorCompleted:
 		if ev.CustomStatus != nil {

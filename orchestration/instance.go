@@ -47,13 +47,15 @@ type Instance struct {
 	live   []HistoryEvent
 	cursor int
 
-	started     bool
-	start       HistoryEvent
-	fn          Orchestrator
-	episodeOpen bool
-	now         time.Time
-	length      int // events in this generation's history
-	actions     int // decisions in this episode
+	started bool
+	start   HistoryEvent
+	fn      Orchestrator
+	// sawEpisodeStart is set by the first OrchestratorStarted: the code
+	// runs only in an episode, not for inputs recorded before its start.
+	sawEpisodeStart bool
+	now             time.Time
+	length          int // events in this generation's history
+	actions         int // decisions in this episode
 
 	seq   int32
 	tasks []*Task // by sequence number
