@@ -1,7 +1,8 @@
 // Command eventlog shows the embedded event store at work: it appends to a
 // few streams with optimistic concurrency, is refused a stale write, reads
 // a stream back, closes the store, reopens it and replays the global log
-// from disk, then follows new appends live.
+// from disk, then subscribes from a checkpoint: the subscription catches up
+// on the events stored after it and then receives a new append live.
 package main
 
 import (
@@ -10,30 +11,43 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"sync"
 
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/eventstore/pebble"
 )
 
 func main() {
-	dir, err := os.MkdirTemp("", "durable-eventlog-*")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := run(context.Background(), dir); err != nil {
+	if err := run(context.Background()); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, dir string) error {
+func run(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "durable-eventlog-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := write(ctx, dir); err != nil {
+		return err
+	}
+	// Everything survives a restart: reopen the store.
+	return replayAndFollow(ctx, dir)
+}
+
+func event(typ, data string) eventstore.EventData {
+	return eventstore.EventData{Type: typ, ContentType: eventstore.ContentTypeJSON, Data: []byte(data)}
+}
+
+// write opens a store in dir, appends to it, reads a stream back and closes
+// the store.
+func write(ctx context.Context, dir string) (err error) {
 	store, err := pebble.Open(pebble.Config{Dir: dir})
 	if err != nil {
 		return err
 	}
-	event := func(typ, data string) eventstore.EventData {
-		return eventstore.EventData{Type: typ, ContentType: eventstore.ContentTypeJSON, Data: []byte(data)}
-	}
+	defer func() { err = errors.Join(err, store.Close()) }()
 
 	res, err := store.Append(ctx, "order-1", eventstore.NoStream,
 		event("OrderPlaced", `{"item":"book"}`), event("OrderPaid", `{"amount":12}`))
@@ -65,38 +79,74 @@ func run(ctx context.Context, dir string) error {
 		}
 		fmt.Printf("  %d %s %s\n", ev.Revision, ev.Type, ev.Data)
 	}
-	if err := store.Close(); err != nil {
-		return err
-	}
+	return nil
+}
 
-	// Everything survives a restart: reopen and replay the global log.
-	store, err = pebble.Open(pebble.Config{Dir: dir})
+// replayAndFollow reopens the store in dir, replays the global log, and
+// follows it from a checkpoint while a new event is appended.
+func replayAndFollow(ctx context.Context, dir string) (err error) {
+	store, err := pebble.Open(pebble.Config{Dir: dir})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() { err = errors.Join(err, store.Close()) }()
+
 	fmt.Println("reopened; the global log in commit order:")
-	var checkpoint uint64
+	var positions []uint64
 	for ev, err := range store.ReadAll(ctx, eventstore.ReadAllOptions{}) {
 		if err != nil {
 			return err
 		}
 		fmt.Printf("  position %d: %s@%d %s\n", ev.Position, ev.Stream, ev.Revision, ev.Type)
-		checkpoint = ev.Position
+		positions = append(positions, ev.Position)
+	}
+	if len(positions) < 2 {
+		return fmt.Errorf("the global log holds %d events, want at least 2", len(positions))
 	}
 
-	// A subscription from that checkpoint receives only what comes next.
+	// A subscriber that had processed the first two events resumes from
+	// that checkpoint: it catches up on the events stored after it, then
+	// waits for new ones.
+	checkpoint, last := positions[1], positions[len(positions)-1]
+	fmt.Printf("subscribing after position %d:\n", checkpoint)
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	// Runs first: stop the subscription, then wait for it, before the
+	// store closes.
+	defer wg.Wait()
 	defer cancel()
+	caughtUp := make(chan struct{})
+	received := make(chan error, 1)
+	wg.Go(func() {
+		for ev, err := range store.SubscribeToAll(ctx, eventstore.SubscribeAllOptions{From: eventstore.FromPosition(checkpoint)}) {
+			if err != nil {
+				received <- err
+				return
+			}
+			if ev.Position <= last {
+				fmt.Printf("  caught up: position %d: %s@%d %s\n", ev.Position, ev.Stream, ev.Revision, ev.Type)
+				if ev.Position == last {
+					close(caughtUp)
+				}
+				continue
+			}
+			fmt.Printf("  live:      position %d: %s@%d %s\n", ev.Position, ev.Stream, ev.Revision, ev.Type)
+			received <- nil
+			return
+		}
+		received <- errors.New("the subscription ended")
+	})
+
+	// Append only once the subscriber has caught up, so that it receives
+	// this event as it happens.
+	select {
+	case <-caughtUp:
+	case err := <-received:
+		return err
+	}
+	fmt.Println("  (appending an event to order-2)")
 	if _, err := store.Append(ctx, "order-2", eventstore.StreamExists, event("OrderPaid", `{"amount":30}`)); err != nil {
 		return err
 	}
-	for ev, err := range store.SubscribeToAll(ctx, eventstore.SubscribeAllOptions{From: eventstore.FromPosition(checkpoint)}) {
-		if err != nil {
-			return err
-		}
-		fmt.Printf("subscription after position %d received: %s@%d %s\n", checkpoint, ev.Stream, ev.Revision, ev.Type)
-		break
-	}
-	return nil
+	return <-received
 }
