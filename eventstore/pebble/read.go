@@ -260,16 +260,13 @@ func (v *view) readLog(dec *decoder, from uint64, backwards bool, filter eventst
 			it.Close()
 			return out, last, examined, fmt.Errorf("pebble eventstore: log position %d: %w", last, err)
 		}
-		if !filter.MatchStream(string(stream)) {
-			continue
-		}
-		if len(filter.EventTypePrefixes) > 0 {
-			typ, err := eventType(body)
+		if !filter.IsEmpty() {
+			ok, err := passes(filter, stream, body)
 			if err != nil {
 				it.Close()
 				return out, last, examined, fmt.Errorf("pebble eventstore: log position %d: %w", last, err)
 			}
-			if !filter.MatchType(string(typ)) {
+			if !ok {
 				continue
 			}
 		}
@@ -295,6 +292,38 @@ func (v *view) firstPosition() (uint64, error) {
 		pos = binary.BigEndian.Uint64(it.Key()[1:])
 	}
 	return pos, it.Close()
+}
+
+// passes reports whether the log entry of an event of stream, with the
+// encoded event body, passes filter. It compares the bytes in place, since
+// converting them to strings would allocate for every entry examined (the
+// engine's stream names are longer than the compiler's 32-byte buffer).
+func passes(filter eventstore.Filter, stream, body []byte) (bool, error) {
+	if !hasAnyPrefix(stream, filter.StreamPrefixes) {
+		return false, nil
+	}
+	if len(filter.EventTypePrefixes) == 0 {
+		return true, nil
+	}
+	typ, err := eventType(body)
+	if err != nil {
+		return false, err
+	}
+	return hasAnyPrefix(typ, filter.EventTypePrefixes), nil
+}
+
+// hasAnyPrefix is eventstore.Filter's rule for one kind of prefix: b passes
+// when it starts with one of prefixes, or there are none.
+func hasAnyPrefix(b []byte, prefixes []string) bool {
+	if len(prefixes) == 0 {
+		return true
+	}
+	for _, p := range prefixes {
+		if len(b) >= len(p) && string(b[:len(p)]) == p {
+			return true
+		}
+	}
+	return false
 }
 
 // ReadAll implements eventstore.Store.
