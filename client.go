@@ -92,8 +92,7 @@ func (c *Client) Start(ctx context.Context, name string, input any, opts ...Star
 	if !o.startAt.IsZero() {
 		es.FireAt = o.startAt.UTC()
 	}
-	msg := &grainpb.Start{ExecutionStarted: &grainpb.Event{Type: history.EventType(es.Kind), Data: history.Append(nil, &es)}}
-	if _, err := c.call(ctx, o.instanceID, msg); err != nil {
+	if _, err := c.call(ctx, o.instanceID, actors.StartMessage(es)); err != nil {
 		return "", err
 	}
 	return o.instanceID, nil
@@ -167,6 +166,22 @@ func (c *Client) encode(what string, v any) ([]byte, error) {
 	return data, nil
 }
 
+// instance returns an instance's entry in the index, once the index holds
+// this client's writes.
+func (c *Client) instance(ctx context.Context, id string) (index.Instance, error) {
+	if err := ValidateInstanceID(id); err != nil {
+		return index.Instance{}, err
+	}
+	if err := c.caughtUp(ctx); err != nil {
+		return index.Instance{}, err
+	}
+	in, ok := c.e.index.Get(id)
+	if !ok {
+		return index.Instance{}, fmt.Errorf("%w: %q", ErrInstanceNotFound, id)
+	}
+	return in, nil
+}
+
 // Status is an orchestration instance's state, as the HTTP status API
 // shows it.
 type Status struct {
@@ -198,39 +213,34 @@ func (s *Status) DecodeCustomStatus(v any) error { return s.conv.Unmarshal(s.Cus
 
 // Status returns an instance's status, or ErrInstanceNotFound.
 func (c *Client) Status(ctx context.Context, id string) (*Status, error) {
-	if err := ValidateInstanceID(id); err != nil {
+	in, err := c.instance(ctx, id)
+	if err != nil {
 		return nil, err
-	}
-	if err := c.caughtUp(ctx); err != nil {
-		return nil, err
-	}
-	in, ok := c.e.index.Get(id)
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrInstanceNotFound, id)
 	}
 	st := &Status{
 		InstanceID: id, Name: in.Name, Version: in.Version, RuntimeStatus: in.Status, ParentInstanceID: in.ParentID,
 		CreatedAt: in.Created, LastUpdated: in.LastUpdated, conv: c.e.cfg.Registry.Converter(),
 	}
 	st.Input, st.Output, st.CustomStatus, st.Failure = in.Input, in.Output, in.CustomStatus, in.Failure
-	// Large payloads are read from the stream.
-	stream := index.StreamName(id)
+	// Large payloads are read from the stream; a record is read once (the
+	// final episode usually holds both the output and the custom status).
+	r := recordReader{c: c, stream: index.StreamName(id), revision: -1}
 	if !in.InlineInput() {
-		start, err := c.readEvent(ctx, stream, int64(in.StartRevision), orchestration.ExecutionStarted)
+		start, err := r.last(ctx, int64(in.StartRevision), orchestration.ExecutionStarted)
 		if err != nil {
 			return nil, err
 		}
 		st.Input = start.Input
 	}
 	if in.CompletionRevision != index.NoRevision && !in.InlineOutput() {
-		ec, err := c.readEvent(ctx, stream, in.CompletionRevision, orchestration.ExecutionCompleted)
+		ec, err := r.last(ctx, in.CompletionRevision, orchestration.ExecutionCompleted)
 		if err != nil {
 			return nil, err
 		}
 		st.Output = ec.Result
 	}
 	if in.CustomStatusRevision != index.NoRevision && !in.InlineCustomStatus() {
-		oc, err := c.readEvent(ctx, stream, in.CustomStatusRevision, orchestration.OrchestratorCompleted)
+		oc, err := r.last(ctx, in.CustomStatusRevision, orchestration.OrchestratorCompleted)
 		if err != nil {
 			return nil, err
 		}
@@ -239,39 +249,45 @@ func (c *Client) Status(ctx context.Context, id string) (*Status, error) {
 	return st, nil
 }
 
-// readEvent reads the last event of the given kind in the record at
-// revision of a stream (for the custom status: the last one that set it).
-func (c *Client) readEvent(ctx context.Context, stream string, revision int64, kind orchestration.EventKind) (orchestration.HistoryEvent, error) {
-	var d history.Decoder
-	for rec, err := range c.e.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{From: eventstore.FromRevision(uint64(revision)), Limit: 1}) {
-		if err != nil {
-			return orchestration.HistoryEvent{}, fmt.Errorf("durable: read %s@%d: %w", stream, revision, err)
-		}
-		events, err := d.DecodeRecord(nil, &rec)
-		if err != nil {
-			return orchestration.HistoryEvent{}, err
-		}
-		for i := len(events) - 1; i >= 0; i-- {
-			ev := events[i]
-			if ev.Kind == kind && (kind != orchestration.OrchestratorCompleted || ev.CustomStatus != nil) {
-				return ev, nil
+// recordReader reads events of an instance's records, keeping the last
+// record it read.
+type recordReader struct {
+	c        *Client
+	stream   string
+	revision int64
+	events   []orchestration.HistoryEvent
+	dec      history.Decoder
+}
+
+// last returns the last event of the given kind in the record at revision
+// (for the custom status: the last one that set it).
+func (r *recordReader) last(ctx context.Context, revision int64, kind orchestration.EventKind) (orchestration.HistoryEvent, error) {
+	if r.revision != revision {
+		r.events = r.events[:0]
+		for rec, err := range r.c.e.store.ReadStream(ctx, r.stream, eventstore.ReadStreamOptions{From: eventstore.FromRevision(uint64(revision)), Limit: 1}) {
+			if err != nil {
+				return orchestration.HistoryEvent{}, fmt.Errorf("durable: read %s@%d: %w", r.stream, revision, err)
+			}
+			if r.events, err = r.dec.DecodeRecord(r.events, &rec); err != nil {
+				return orchestration.HistoryEvent{}, err
 			}
 		}
+		r.revision = revision
 	}
-	return orchestration.HistoryEvent{}, fmt.Errorf("durable: %s@%d holds no %s (the instance restarted)", stream, revision, kind)
+	for i := len(r.events) - 1; i >= 0; i-- {
+		ev := r.events[i]
+		if ev.Kind == kind && (kind != orchestration.OrchestratorCompleted || ev.CustomStatus != nil) {
+			return ev, nil
+		}
+	}
+	return orchestration.HistoryEvent{}, fmt.Errorf("durable: %s@%d holds no %s (the instance restarted)", r.stream, revision, kind)
 }
 
 // Wait waits until an instance completes, fails or is terminated and
 // returns its final status.
 func (c *Client) Wait(ctx context.Context, id string) (*Status, error) {
-	if err := ValidateInstanceID(id); err != nil {
+	if _, err := c.instance(ctx, id); err != nil {
 		return nil, err
-	}
-	if err := c.caughtUp(ctx); err != nil {
-		return nil, err
-	}
-	if _, ok := c.e.index.Get(id); !ok {
-		return nil, fmt.Errorf("%w: %q", ErrInstanceNotFound, id)
 	}
 	select {
 	case <-c.e.index.Ended(id):
@@ -326,12 +342,12 @@ func (c *Client) send(ctx context.Context, id, typ string, ev orchestration.Hist
 	if c.e.isStopped() {
 		return ErrStopped
 	}
-	st, err := c.Status(ctx, id)
+	in, err := c.instance(ctx, id)
 	if err != nil {
 		return err
 	}
-	if st.RuntimeStatus.IsTerminal() {
-		return fmt.Errorf("%w: %q is %s", ErrInstanceNotRunning, id, st.RuntimeStatus)
+	if in.Status.IsTerminal() {
+		return fmt.Errorf("%w: %q is %s", ErrInstanceNotRunning, id, in.Status)
 	}
 	ev.RequestID = uuid.NewString()
 	msg, err := actors.DeliverMessage(ev.RequestID, id, typ, ev)

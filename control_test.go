@@ -324,3 +324,33 @@ func TestStartAfterPassivation(t *testing.T) {
 func containsKindBefore(h []orchestration.HistoryEvent, k orchestration.EventKind, i int) bool {
 	return containsKind(h[:i], k)
 }
+
+// TestStatusWithLargePayloads: payloads too large for the index are read
+// from the stream, each from the record that holds it.
+func TestStatusWithLargePayloads(t *testing.T) {
+	reg := durable.NewRegistry()
+	durable.RegisterOrchestrator(reg, "Big", func(ctx *orchestration.Context, in string) (string, error) {
+		if err := ctx.SetCustomStatus(strings.Repeat("s", 1000)); err != nil {
+			return "", err
+		}
+		return strings.Repeat(in, 2), nil
+	})
+	c := openEngine(t, reg, "").Client()
+	in := strings.Repeat("i", 3000)
+	id, err := c.Start(ctxFor(t, 10*time.Second), "Big", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	st := waitOutput(t, c, id, &out)
+	var gotIn, custom string
+	if err := st.DecodeInput(&gotIn); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DecodeCustomStatus(&custom); err != nil {
+		t.Fatal(err)
+	}
+	if gotIn != in || out != in+in || custom != strings.Repeat("s", 1000) {
+		t.Fatalf("status holds input of %d bytes, output of %d, custom status of %d", len(gotIn), len(out), len(custom))
+	}
+}

@@ -253,7 +253,7 @@ func (e *Engine) writeCheckpoint(position uint64) error {
 // on, so a restart after a crash wakes only the instances written since.
 func (e *Engine) checkpointLoop(ctx context.Context) {
 	defer close(e.loopDone)
-	last := e.readCheckpoint()
+	last := e.checkpoint
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

@@ -21,7 +21,10 @@ type actedTracker struct {
 	mu       sync.Mutex
 	epoch    uint64
 	inflight map[uint64]int
-	drained  chan struct{}
+	// drained is closed when an epoch drains while a checkpoint waits
+	// (watched), and replaced.
+	drained chan struct{}
+	watched bool
 }
 
 func newActedTracker() *actedTracker {
@@ -44,8 +47,10 @@ func (t *actedTracker) end(epoch uint64) {
 	t.inflight[epoch]--
 	if t.inflight[epoch] == 0 {
 		delete(t.inflight, epoch)
-		close(t.drained)
-		t.drained = make(chan struct{})
+		if t.watched {
+			close(t.drained)
+			t.drained, t.watched = make(chan struct{}), false
+		}
 	}
 }
 
@@ -69,6 +74,7 @@ func (t *actedTracker) checkpoint(ctx context.Context, lastPosition func(context
 			}
 		}
 		drained := t.drained
+		t.watched = t.watched || busy
 		t.mu.Unlock()
 		if !busy {
 			return last, nil

@@ -230,7 +230,7 @@ func (g *grain) startChild(c actor.Context, ev orchestration.HistoryEvent) {
 		Parent:    &orchestration.ParentInstance{InstanceID: g.id, Name: parentStart.Name, EventID: ev.EventID, Generation: g.generation},
 		RequestID: fmt.Sprintf("sub:%s:%d:%d", g.id, g.generation, ev.EventID),
 	}
-	msg := &grainpb.Start{ExecutionStarted: encodeEvent(&start)}
+	msg := StartMessage(start)
 	self, gen, rt, eventID := c.Self(), g.generation, g.rt, ev.EventID
 	outcome := func(ev orchestration.HistoryEvent) {
 		rt.system.Root.Send(self, &localInput{generation: gen, events: []orchestration.HistoryEvent{ev}})

@@ -14,20 +14,25 @@ import (
 	"github.com/durableactor/durable/orchestration"
 )
 
-// appendDone reports an episode's append back to the grain.
+// appendDone is an episode's append: what the grain asks for, and, when it
+// comes back to the grain as a message, the outcome.
 type appendDone struct {
+	episode orchestration.Episode
+	// waiters are answered once the episode is recorded.
+	waiters []*actor.PID
+	// results is how many activity results the episode records.
+	results int
+	// restart is set when the episode starts a finished instance over;
+	// previous is then the ended instance, closed after the append.
+	restart  bool
+	previous *orchestration.Instance
 	// optimistic is the Start that was appended without reading the stream
 	// first, to be handled again if the stream turns out to exist.
 	optimistic *startRequest
-	// results is how many activity results the append recorded.
-	results  int
-	episode  orchestration.Episode
-	waiters  []*actor.PID
-	result   eventstore.AppendResult
-	err      error
-	epoch    uint64
-	restart  bool
-	previous *orchestration.Instance
+	epoch      uint64
+
+	result eventstore.AppendResult
+	err    error
 }
 
 // startRequest is a Start and who asked.
@@ -111,7 +116,7 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 	previous := g.inst
 	g.setInstance(inst)
 	g.optimistic, g.optimisticFlight = optimistic, optimistic != nil
-	g.appendEpisode(c, ep, []*actor.PID{req.sender}, restart, previous)
+	g.appendEpisode(c, &appendDone{episode: ep, waiters: []*actor.PID{req.sender}, restart: restart, previous: previous})
 }
 
 // deliver queues inputs for the next episode.
@@ -225,17 +230,18 @@ func (g *grain) process(c actor.Context) {
 		g.acknowledge(c, waiters)
 		return
 	}
-	g.pendingResults = results
-	g.appendEpisode(c, ep, waiters, false, nil)
+	g.appendEpisode(c, &appendDone{episode: ep, waiters: waiters, results: results})
 }
 
-// appendEpisode appends an episode as one record in the background; the
-// grain learns the outcome from appendDone. A ContinueAsNew appends two
-// records, the end of the old generation and the start of the new, and a
-// restart of a finished instance one; the history before the new
-// generation's record is then truncated.
-func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters []*actor.PID, restart bool, previous *orchestration.Instance) {
+// appendEpisode appends an episode (a.episode, for a.waiters, recording
+// a.results activity results) as one record in the background; the grain
+// learns the outcome from appendDone. A ContinueAsNew appends two records,
+// the end of the old generation and the start of the new, and a restart
+// of a finished instance one; the history before the new generation's
+// record is truncated once the old one's decisions are carried out.
+func (g *grain) appendEpisode(c actor.Context, a *appendDone) {
 	g.appending = true
+	ep := a.episode
 	var data []eventstore.EventData
 	if ep.ContinuedAsNew {
 		data = []eventstore.EventData{
@@ -249,14 +255,15 @@ func (g *grain) appendEpisode(c actor.Context, ep orchestration.Episode, waiters
 	if g.revision != eventstore.NoRevision {
 		expected = eventstore.Exact(uint64(g.revision))
 	}
-	epoch := g.rt.acted.begin()
-	self, stream, rt, optimistic, results := c.Self(), g.stream, g.rt, g.optimistic, g.pendingResults
-	g.optimistic, g.pendingResults, g.inflightResults = nil, 0, results
+	a.epoch = g.rt.acted.begin()
+	a.optimistic, g.optimistic = g.optimistic, nil
+	g.inflightResults = a.results
+	self, stream, rt := c.Self(), g.stream, g.rt
 	rt.pool.Schedule(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		res, err := rt.store.Append(ctx, stream, expected, data...)
-		rt.system.Root.Send(self, &appendDone{optimistic: optimistic, results: results, episode: ep, waiters: waiters, result: res, err: err, epoch: epoch, restart: restart, previous: previous})
+		a.result, a.err = rt.store.Append(ctx, stream, expected, data...)
+		rt.system.Root.Send(self, a)
 	})
 }
 
@@ -355,6 +362,6 @@ func (g *grain) continueAsNew(c actor.Context, events []orchestration.HistoryEve
 		return
 	}
 	if len(next.Events) > 0 {
-		g.appendEpisode(c, next, nil, false, nil)
+		g.appendEpisode(c, &appendDone{episode: next})
 	}
 }

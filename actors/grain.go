@@ -49,9 +49,7 @@ type grain struct {
 	// neither may be lost to passivation.
 	results  int
 	children int
-	// pendingResults are the activity results of the episode being
-	// appended, inflightResults those of the append in flight.
-	pendingResults  int
+	// inflightResults are the activity results of the append in flight.
 	inflightResults int
 	// jobs are the activity calls handed to runners or waiting for one,
 	// by event ID; waiting holds those without a runner yet, idle the
@@ -146,9 +144,10 @@ func (g *grain) load(c actor.Context) error {
 	defer cancel()
 	var dec history.Decoder
 	var events []orchestration.HistoryEvent
-	// unacted marks the events of records that a crash may have kept from
-	// being acted on (see Runtime.SetRecoveryWindow).
-	var unacted []bool
+	// unacted are the events of records that a crash may have kept from
+	// being acted on (see Runtime.SetRecoveryWindow); positions grow along
+	// a stream, so they are one run of events.
+	var unacted eventRange
 	for rec, err := range g.rt.store.ReadStream(ctx, g.stream, eventstore.ReadStreamOptions{}) {
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
 			return nil
@@ -160,9 +159,11 @@ func (g *grain) load(c actor.Context) error {
 		if events, err = dec.DecodeRecord(events, &rec); err != nil {
 			return err
 		}
-		redo := g.rt.mayBeUnacted(rec.Position)
-		for range len(events) - n {
-			unacted = append(unacted, redo)
+		if g.rt.mayBeUnacted(rec.Position) {
+			if unacted.to == 0 {
+				unacted.from = n
+			}
+			unacted.to = len(events)
 		}
 		g.revision, g.position = int64(rec.Revision), rec.Position
 	}
@@ -187,7 +188,7 @@ func (g *grain) load(c actor.Context) error {
 	g.reissue(c, fresh)
 	g.redo(c, events, unacted)
 	if len(ep.Events) > 0 {
-		g.appendEpisode(c, ep, nil, false, nil)
+		g.appendEpisode(c, &appendDone{episode: ep})
 	}
 	return nil
 }
@@ -197,7 +198,10 @@ func (g *grain) load(c actor.Context) error {
 // (unless the instance has ended), and the events sent by every generation
 // still in the stream (an ended generation is truncated only after its
 // sends are out). Timer and message IDs make this idempotent.
-func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, unacted []bool) {
+func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, unacted eventRange) {
+	if unacted.to == 0 {
+		return // the usual activation: everything was acted on
+	}
 	first := 0
 	for i := len(events) - 1; i >= 0; i-- {
 		if events[i].Kind == orchestration.ExecutionStarted {
@@ -215,12 +219,12 @@ func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, unact
 	var again []orchestration.HistoryEvent
 	var earlier []delivery.Message
 	generation := int32(0)
-	for i, ev := range events {
+	for i, ev := range events[:unacted.to] {
 		if ev.Kind == orchestration.ExecutionStarted {
 			generation = ev.Generation
 		}
 		switch {
-		case !unacted[i]:
+		case i < unacted.from:
 		case i < first:
 			if ev.Kind != orchestration.EventSent {
 				continue
@@ -246,6 +250,9 @@ func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, unact
 		rt.sendBus(timers, sends)
 	})
 }
+
+// eventRange is the events [from, to) of a history.
+type eventRange struct{ from, to int }
 
 func (g *grain) setInstance(inst *orchestration.Instance) {
 	g.inst = inst

@@ -171,9 +171,6 @@ func (rt *Runtime) Bind(system *actor.ActorSystem, grains Grains) {
 
 func (rt *Runtime) now() time.Time { return rt.clock().UTC() }
 
-// RunningActivities reports how many activities are running on this node.
-func (rt *Runtime) RunningActivities() int { return rt.limiter.running() }
-
 // SetRecoveryWindow tells the runtime which records a crash may have left
 // unacted: those after the checkpoint and up to the end of the log when the
 // engine started. Grains that load such records act on them again. Call it
@@ -281,6 +278,12 @@ func decodeEvents(events []*grainpb.Event) ([]orchestration.HistoryEvent, error)
 		}
 	}
 	return out, nil
+}
+
+// StartMessage builds the request that starts an instance with es, an
+// ExecutionStarted event.
+func StartMessage(es orchestration.HistoryEvent) *grainpb.Start {
+	return &grainpb.Start{ExecutionStarted: encodeEvent(&es)}
 }
 
 // DeliverMessage builds the bus message that delivers events to an

@@ -293,14 +293,6 @@ var closedChan = func() chan struct{} {
 	return ch
 }()
 
-// Changes returns a channel closed at the next change to the index.
-func (x *Index) Changes() <-chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.watched = true
-	return x.changed
-}
-
 // ErrStopped is matched by the error WaitFor returns when the index stopped
 // following the store.
 var ErrStopped = errors.New("index: stopped")
@@ -325,13 +317,6 @@ func (x *Index) WaitFor(ctx context.Context, position uint64) error {
 			return ctx.Err()
 		}
 	}
-}
-
-// Applied returns the position of the last event applied.
-func (x *Index) Applied() uint64 {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.applied
 }
 
 // Select returns the IDs of the instances for which keep returns true.
