@@ -12,7 +12,7 @@ const (
 )
 
 func TestAllocations(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		t.Skip("measures allocations")
 	}
 	const n = 200

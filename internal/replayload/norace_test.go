@@ -1,0 +1,5 @@
+//go:build !race
+
+package replayload
+
+const raceEnabled = false
