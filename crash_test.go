@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/durableactor/durable"
+	"github.com/durableactor/durable/internal/leaktest"
 	"github.com/durableactor/durable/orchestration"
 )
 
@@ -38,26 +39,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m, ignoreProtoactorTimers()...)
-}
-
-// ignoreProtoactorTimers ignores the goroutines protoactor-go leaves behind
-// on purpose and gives no way to stop: its log throttles wait out their
-// window (1s for dead letters, 60s for gossip) and then end by themselves.
-// Their names depend on whether the compiler inlined the constructor,
-// hence several forms.
-func ignoreProtoactorTimers() []goleak.Option {
-	var opts []goleak.Option
-	for _, fn := range []string{
-		"actor.NewThrottle.func1.1",
-		"actor.NewThrottleWithLogger.func1.1",
-		"actor.NewDeadLetter.NewThrottle.func4.1",
-		"cluster.(*Gossiper).StartGossiping.NewThrottle.func3.1",
-		"cluster.NewGossipActor.NewThrottleWithLogger.func2.1",
-	} {
-		opts = append(opts, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/"+fn))
-	}
-	return opts
+	goleak.VerifyTestMain(m, leaktest.IgnoreProtoactor()...)
 }
 
 // crashKinds are the orchestrations the crash test mixes.

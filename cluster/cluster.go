@@ -197,7 +197,7 @@ func (c *Cluster) System() *actor.ActorSystem { return c.system }
 
 // ProtoCluster is protoactor's cluster member, for grain code that needs what
 // this package does not wrap (cluster identity of an actor context, pub-sub,
-// gossip). Prefer Request and Send for grain calls: protoactor's own
+// gossip). Prefer Request for grain calls: protoactor's own
 // Cluster.Request logs an Error for every failed attempt and sleeps between
 // retries without a context.
 func (c *Cluster) ProtoCluster() *protocluster.Cluster { return c.member }
@@ -221,7 +221,7 @@ func (c *Cluster) Members() []string {
 
 // Stop shuts the member down gracefully, within ctx:
 //
-//  1. new and in-flight Request and Send calls end with ErrStopped;
+//  1. new and in-flight Request calls end with ErrStopped;
 //  2. the member announces it left (gossip) and leaves the provider, so peers
 //     place its grains elsewhere;
 //  3. every active grain is deactivated: it receives *actor.Stopping and
@@ -266,8 +266,8 @@ func (c *Cluster) shutdown() {
 			c.stopErr = fmt.Errorf("cluster: stop: leave provider: %w", err)
 		}
 	})
-	// Poisons disthash's placement actor, whose Stopping handler poisons
-	// every grain it activated and waits for each.
+	// Stops every grain the identity lookup activated and waits for each
+	// (the local lookup itself; disthash through its placement actor).
 	c.step("deactivate grains", func() { c.member.IdentityLookup.Shutdown() })
 	c.step("stop gossip", func() { c.member.Gossip.Shutdown() })
 	c.step("stop remote", func() { c.member.Remote.Shutdown(true) })

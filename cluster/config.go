@@ -70,7 +70,7 @@ type Kind struct {
 	// "identity.kind" and splits them again.
 	Name string
 	// Props builds one activation. A grain receives protobuf messages from
-	// Request and Send and answers a Request with ctx.Respond.
+	// Request and answers it with ctx.Respond.
 	Props *actor.Props
 }
 

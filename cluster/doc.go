@@ -12,8 +12,9 @@
 //	reply, err := c.Request(ctx, "counter", "order-42", wrapperspb.String("add"))
 //
 // Every identity of a kind is one actor, activated on first use on the member
-// that owns the identity (rendezvous hashing over the members that host the
-// kind, protoactor's disthash identity lookup) and living until it stops
+// that owns the identity (this member in the embedded mode; otherwise
+// rendezvous hashing over the members that host the kind, protoactor's
+// disthash identity lookup) and living until it stops
 // itself or the member stops. durable's orchestration and entity grains are
 // kinds "orchestration" and "entity".
 //
@@ -51,8 +52,9 @@
 // than once (a late reply makes the caller try again), so grains deduplicate
 // inputs by ID, as durable's invariants require anyway.
 //
-// Send is fire-and-forget and at most once. Durable inputs go through Request
-// (reply after persist) or through the Watermill topics of package delivery.
+// Durable inputs go through Request (reply after persist) or through the
+// Watermill topics of package delivery; there is no fire-and-forget send,
+// which would be at most once.
 //
 // This package runs its own call loop instead of protoactor's
 // Cluster.Request, which sleeps between attempts without a context, logs an

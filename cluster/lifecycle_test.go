@@ -224,7 +224,6 @@ func TestNothingIsWrittenToStdoutOrStderr(t *testing.T) {
 		if _, err := c.Request(ctx, "missing", "c", wrapperspb.String("hi")); err == nil {
 			t.Error("Request to a missing kind succeeded")
 		}
-		c.Send("idle", "d", wrapperspb.String("hi"))
 	}()
 	if got := output(); got != "" {
 		t.Fatalf("the member wrote to stdout/stderr:\n%s", got)

@@ -9,8 +9,9 @@ import (
 
 // SingleMember is the membership provider of the embedded mode: the member
 // that starts it is the whole cluster. It discovers nothing and opens no
-// socket of its own; StartMember reports a topology of exactly this member, so
-// the disthash identity lookup places every grain here.
+// socket of its own; StartMember reports a topology of exactly this member,
+// and Start pairs it with a local identity lookup that places every grain
+// here.
 //
 // It exists because protoactor-go's own single-process options do not fit an
 // embedded library: the automanaged provider binds 0.0.0.0 and prints to

@@ -64,34 +64,6 @@ func (c *Cluster) Request(ctx context.Context, kind, identity string, msg proto.
 		Err: fmt.Errorf("%w: got %T", ErrBadReply, reply)}
 }
 
-// Send delivers msg to the grain kind/identity without waiting for a reply,
-// activating the grain if needed. Only placement can block, for at most
-// Config.RequestTimeout (retrying as Request does); delivery itself is
-// asynchronous.
-//
-// Delivery is at most once: a message sent to an activation that is just
-// passivating is lost, and so is one that cannot be placed (logged at Warn).
-// Inputs that must arrive go through Request, or through durable's Watermill
-// topics, which redeliver until the grain acknowledges.
-func (c *Cluster) Send(kind, identity string, msg proto.Message) {
-	if err := checkCall(kind, identity, msg); err != nil {
-		c.log.Warn("cluster: send dropped", slog.String("kind", kind), slog.String("identity", identity), slog.Any("error", err))
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
-	defer cancel()
-	pid, attempts, last, err := c.retry(ctx, kind, identity, func() (any, error) {
-		return c.resolve(ctx, kind, identity)
-	})
-	if err != nil {
-		c.log.Warn("cluster: send dropped: grain could not be placed",
-			slog.String("kind", kind), slog.String("identity", identity),
-			slog.Int("attempts", attempts), slog.Any("error", err), slog.Any("last", last))
-		return
-	}
-	c.system.Root.Send(pid.(*actor.PID), msg)
-}
-
 func checkCall(kind, identity string, msg proto.Message) error {
 	switch {
 	case kind == "":

@@ -200,21 +200,6 @@ func TestUnknownKindFailsNamingTheKind(t *testing.T) {
 	}
 }
 
-func TestSendActivatesTheGrain(t *testing.T) {
-	ev := newEvents()
-	fire := cluster.Kind{Name: "fire", Props: actor.PropsFromFunc(func(ctx actor.Context) {
-		if m, ok := ctx.Message().(*wrapperspb.StringValue); ok {
-			ev <- identityOf(ctx) + ":" + m.GetValue()
-		}
-	})}
-	c := startCluster(t, cluster.Config{}, fire)
-
-	c.Send("fire", "f", wrapperspb.String("one"))
-	c.Send("fire", "f", wrapperspb.String("two"))
-	ev.expect(t, "f:one")
-	ev.expect(t, "f:two")
-}
-
 func TestInvalidCallsAreRefused(t *testing.T) {
 	c := startCluster(t, cluster.Config{}, counterKind("counter", newEvents(), 0))
 	ctx := context.Background()
