@@ -2,8 +2,6 @@ package actors
 
 import (
 	"context"
-	"fmt"
-	"runtime/debug"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -173,22 +171,7 @@ func (r *runner) run(c actor.Context) {
 
 // runActivity calls the activity, turning errors and panics into failure
 // details.
-func (rt *Runtime) runActivity(ctx context.Context, info ActivityInfo, input []byte) (result []byte, failure *orchestration.FailureDetails) {
-	fn, ok := rt.activities.Activity(info.Name)
-	if !ok {
-		return nil, &orchestration.FailureDetails{ErrorType: "ActivityNotFound", Message: fmt.Sprintf("no activity is registered under the name %q", info.Name), NonRetriable: true}
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			result, failure = nil, &orchestration.FailureDetails{ErrorType: "panic", Message: fmt.Sprint(r), StackTrace: string(debug.Stack())}
-		}
-	}()
-	out, err := fn(context.WithValue(ctx, activityInfoKey{}, info), input)
-	switch {
-	case err != nil:
-		return nil, orchestration.Failure(err)
-	case len(out) > rt.executor.MaxPayloadSize:
-		return nil, orchestration.Failure(&orchestration.LimitError{What: fmt.Sprintf("result of activity %q", info.Name), Value: len(out), Limit: rt.executor.MaxPayloadSize})
-	}
-	return out, nil
+func (rt *Runtime) runActivity(ctx context.Context, info ActivityInfo, input []byte) ([]byte, *orchestration.FailureDetails) {
+	fn, _ := rt.activities.Activity(info.Name)
+	return orchestration.RunActivity(context.WithValue(ctx, activityInfoKey{}, info), info.Name, fn, input, rt.executor.MaxPayloadSize)
 }

@@ -264,18 +264,7 @@ func childOutcome(eventID int32, completion *grainpb.Event) (orchestration.Histo
 	if err != nil {
 		return orchestration.HistoryEvent{}, false
 	}
-	return subOrchestrationOutcome(eventID, events[0]), true
-}
-
-func subOrchestrationOutcome(eventID int32, ec orchestration.HistoryEvent) orchestration.HistoryEvent {
-	if ec.Status == orchestration.StatusCompleted {
-		return orchestration.HistoryEvent{Kind: orchestration.SubOrchestrationInstanceCompleted, EventID: eventID, Result: ec.Result}
-	}
-	failure := ec.Failure
-	if failure == nil {
-		failure = &orchestration.FailureDetails{ErrorType: ec.Status.String(), Message: "sub-orchestration was " + ec.Status.String()}
-	}
-	return orchestration.HistoryEvent{Kind: orchestration.SubOrchestrationInstanceFailed, EventID: eventID, Failure: failure}
+	return orchestration.SubOrchestrationOutcome(eventID, events[0]), true
 }
 
 // completed reacts to the instance's end: running activities are cut
@@ -311,7 +300,7 @@ func (g *grain) completed(c actor.Context, ec orchestration.HistoryEvent) {
 	if start.Parent == nil {
 		return
 	}
-	parent, done := start.Parent.InstanceID, subOrchestrationOutcome(start.Parent.EventID, ec)
+	parent, done := start.Parent.InstanceID, orchestration.SubOrchestrationOutcome(start.Parent.EventID, ec)
 	done.Generation = start.Parent.Generation
 	msg := &grainpb.Deliver{Events: []*grainpb.Event{encodeEvent(&done)}}
 	go rt.retry("notify parent "+parent, func(ctx context.Context) (bool, error) {

@@ -145,9 +145,11 @@ func (g *grain) deliver(c actor.Context, m *grainpb.Deliver, sender *actor.PID) 
 }
 
 // keepCurrent drops outcomes that do not belong to the current generation:
-// fired timers of an earlier generation or already fired, outcomes of
-// sub-orchestrations an earlier generation of this instance started. The
-// generation they carry for this check is cleared. An ExecutionStarted is
+// fired timers and outcomes of sub-orchestrations that an earlier
+// generation of this instance created. The generation they carry for this
+// check is cleared. (Within a generation the executor drops the outcomes
+// it has already recorded, and a fired timer whose time is not its
+// timer's.) An ExecutionStarted is
 // the due time of a scheduled start: it runs the next episode if it is
 // this generation's.
 func (g *grain) keepCurrent(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
@@ -161,11 +163,7 @@ func (g *grain) keepCurrent(events []orchestration.HistoryEvent) []orchestration
 				g.rt.log.Debug("dropping the scheduled start of an earlier generation", "instance", g.id, "generation", ev.Generation)
 			}
 			continue
-		case orchestration.TimerFired:
-			if ev.Generation != g.generation || !g.timerPending(ev.EventID, ev.FireAt) {
-				continue
-			}
-		case orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed:
+		case orchestration.TimerFired, orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed:
 			if ev.Generation != g.generation {
 				continue
 			}
@@ -174,15 +172,6 @@ func (g *grain) keepCurrent(events []orchestration.HistoryEvent) []orchestration
 		kept = append(kept, ev)
 	}
 	return kept
-}
-
-func (g *grain) timerPending(eventID int32, at time.Time) bool {
-	for _, p := range g.inst.Pending() {
-		if p.Kind == orchestration.TimerCreated && p.EventID == eventID {
-			return p.FireAt.Equal(at)
-		}
-	}
-	return false
 }
 
 // enqueue adds inputs to the next episode; waiter (if any) is answered once
@@ -344,12 +333,9 @@ func (g *grain) continueAsNew(c actor.Context, events []orchestration.HistoryEve
 	// events and control requests go on to the new one.
 	kept := g.queue[:0]
 	for _, ev := range g.queue {
-		switch ev.Kind {
-		case orchestration.TaskCompleted, orchestration.TaskFailed, orchestration.TimerFired,
-			orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed:
-			continue
+		if !ev.Kind.IsOutcome() {
+			kept = append(kept, ev)
 		}
-		kept = append(kept, ev)
 	}
 	g.rt.unrecorded.Add(-int64(g.results))
 	g.queue, g.results = kept, 0
