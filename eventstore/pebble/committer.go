@@ -156,10 +156,15 @@ func (c *committer) run() {
 				c.append(r)
 				continue
 			}
-			// Deletions see everything before them committed, and commit alone.
-			c.flush()
+			// A removal reads the events it drops from Pebble, so the batch
+			// is committed first if it writes the stream. Otherwise the
+			// removal joins the batch: what it changes is the stream's state
+			// here and deletions in the batch, which later requests in the
+			// batch see and which commit atomically with the rest.
+			if ps, ok := c.streams[r.stream]; ok && ps.dirty {
+				c.flush()
+			}
 			c.remove(r)
-			c.flush()
 		}
 		last = len(reqs)
 		clear(reqs)

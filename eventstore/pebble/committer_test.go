@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/google/uuid"
 
 	"github.com/durableactor/durable/eventstore"
@@ -254,4 +257,284 @@ func TestFailedRemovalChangesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRemovalsJoinTheGroupCommit checks that deletions and truncations
+// commit with the appends queued around them, in one fsync, unless the batch
+// already writes the stream they remove from: its events must then be
+// committed first, since a removal reads them from Pebble.
+func TestRemovalsJoinTheGroupCommit(t *testing.T) {
+	var syncs atomic.Int64
+	fs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			if strings.HasSuffix(op.Path, ".log") {
+				syncs.Add(1)
+			}
+		}
+		return nil
+	}))
+	g := newGate()
+	s, err := Open(Config{Dir: t.TempDir(), Clock: g.clock, fs: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	three := func() []eventstore.EventData {
+		return []eventstore.EventData{{ID: uuid.New(), Type: "x"}, {ID: uuid.New(), Type: "x"}, {ID: uuid.New(), Type: "x"}}
+	}
+	for _, name := range []string{"truncated", "deleted", "written"} {
+		if _, err := s.Append(ctx, name, eventstore.NoStream, three()...); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	held := g.hold(t, ctx, s, "first", eventstore.EventData{Type: "x"})
+	// Queued in this order while the committer is held, so that they form
+	// the next batch.
+	ops := []func() error{
+		func() error {
+			_, err := s.Append(ctx, "a", eventstore.NoStream, eventstore.EventData{Type: "x"})
+			return err
+		},
+		func() error { return s.TruncateBefore(ctx, "truncated", 2) },
+		func() error {
+			_, err := s.Append(ctx, "b", eventstore.NoStream, eventstore.EventData{Type: "x"})
+			return err
+		},
+		func() error { return s.DeleteStream(ctx, "deleted", eventstore.Exact(2)) },
+		func() error {
+			_, err := s.Append(ctx, "written", eventstore.Exact(2), eventstore.EventData{Type: "x"})
+			return err
+		},
+		// The batch writes this stream: it commits first.
+		func() error { return s.TruncateBefore(ctx, "written", 4) },
+		func() error {
+			_, err := s.Append(ctx, "c", eventstore.NoStream, eventstore.EventData{Type: "x"})
+			return err
+		},
+	}
+	errs := make(chan error, len(ops))
+	for i, op := range ops {
+		go func() { errs <- op() }()
+		queued(t, s, i+1)
+	}
+	before := syncs.Load()
+	close(g.release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	for range ops {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One commit for the held append, one for the queued requests up to
+	// the truncation of the stream they write, one for the rest.
+	if n := syncs.Load() - before; n != 3 {
+		t.Errorf("the requests took %d fsyncs of the log, want 3", n)
+	}
+
+	readable := map[uuid.UUID]bool{}
+	revisions := func(stream string) []uint64 {
+		var revs []uint64
+		for ev, err := range s.ReadStream(ctx, stream, eventstore.ReadStreamOptions{}) {
+			if err != nil {
+				t.Fatalf("%s: %v", stream, err)
+			}
+			revs = append(revs, ev.Revision)
+			readable[ev.ID] = true
+		}
+		return revs
+	}
+	for stream, want := range map[string][]uint64{"truncated": {2}, "written": {}, "a": {0}, "b": {0}, "c": {0}, "first": {0}} {
+		if got := revisions(stream); !slices.Equal(got, want) {
+			t.Errorf("%s holds revisions %v, want %v", stream, got, want)
+		}
+	}
+	for _, err := range s.ReadStream(ctx, "deleted", eventstore.ReadStreamOptions{}) {
+		if !errors.Is(err, eventstore.ErrStreamNotFound) {
+			t.Errorf("reading the deleted stream gave %v", err)
+		}
+	}
+	n := 0
+	for ev, err := range s.ReadAll(ctx, eventstore.ReadAllOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !readable[ev.ID] {
+			t.Errorf("the global log holds %s@%d, which was removed", ev.Stream, ev.Revision)
+		}
+		n++
+	}
+	if n != len(readable) {
+		t.Errorf("the global log holds %d events, the streams %d", n, len(readable))
+	}
+}
+
+// TestConcurrentAppendsAndRemovals races appends with truncations of the
+// same streams and with deletions and recreations of others, so that
+// removals share batches with appends to other streams and follow appends to
+// their own, and then checks every stream and the global log, also after a
+// reopen.
+func TestConcurrentAppendsAndRemovals(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	ctx := context.Background()
+	const (
+		appended   = 8 // streams appended to while others truncate them
+		recreated  = 3 // streams deleted and recreated by their writer
+		truncaters = 4
+	)
+	rounds := 150
+	if testing.Short() {
+		rounds = 40
+	}
+	type stream struct {
+		name string
+		ids  map[uint64]uuid.UUID // revision -> ID of every event written
+		last atomic.Int64         // last acknowledged revision
+		// floor is the highest acknowledged truncation (appended streams)
+		// or the first revision after the last deletion (recreated ones).
+		floor   atomic.Uint64
+		deleted bool
+	}
+	var streams []*stream
+	for i := range appended + recreated {
+		st := &stream{name: fmt.Sprint("s-", i), ids: map[uint64]uuid.UUID{}}
+		st.last.Store(eventstore.NoRevision)
+		streams = append(streams, st)
+	}
+	write := func(st *stream, expected eventstore.ExpectedRevision, n int) error {
+		evs := make([]eventstore.EventData, n)
+		for i := range evs {
+			evs[i] = eventstore.EventData{ID: uuid.New(), Type: "x"}
+		}
+		res, err := s.Append(ctx, st.name, expected, evs...)
+		if err != nil {
+			return fmt.Errorf("append to %s: %w", st.name, err)
+		}
+		for i, ev := range evs {
+			st.ids[res.Revision-uint64(n-1-i)] = ev.ID
+		}
+		st.last.Store(int64(res.Revision))
+		return nil
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, appended+recreated+truncaters)
+	var writing atomic.Int32
+	for i, st := range streams {
+		writing.Add(1)
+		wg.Go(func() {
+			defer writing.Add(-1)
+			for r := range rounds {
+				var err error
+				switch {
+				case i < appended:
+					err = write(st, eventstore.Any, 1+r%3)
+				case r%4 == 3:
+					if err = s.DeleteStream(ctx, st.name, eventstore.Exact(uint64(st.last.Load()))); err == nil {
+						st.floor.Store(uint64(st.last.Load() + 1))
+						st.deleted = true
+					}
+				case st.deleted || st.last.Load() == eventstore.NoRevision:
+					err = write(st, eventstore.NoStream, 1+r%3)
+					st.deleted = false
+				default:
+					err = write(st, eventstore.Exact(uint64(st.last.Load())), 1+r%3)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for w := range truncaters {
+		wg.Go(func() {
+			for r := 0; writing.Load() > 0; r++ {
+				st := streams[(w+r)%appended]
+				last := st.last.Load()
+				if last == eventstore.NoRevision {
+					continue
+				}
+				// Mostly at most one past the last acknowledged revision,
+				// which the stream has reached; now and then past its end,
+				// which truncates whatever it holds by then, also events
+				// the batch is still writing.
+				before := uint64(r*7) % uint64(last+2)
+				if r%5 == 0 {
+					before = uint64(last) + 100
+				}
+				if err := s.TruncateBefore(ctx, st.name, before); err != nil {
+					errs <- fmt.Errorf("truncate %s before %d: %w", st.name, before, err)
+					return
+				}
+				// The truncation reached this far at least.
+				reached := min(before, uint64(last+1))
+				for {
+					f := st.floor.Load()
+					if reached <= f || st.floor.CompareAndSwap(f, reached) {
+						break
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	check := func() {
+		t.Helper()
+		// Each stream holds the events written to it from some revision
+		// on, no lower than every acknowledged removal reached, to its end.
+		want := map[uuid.UUID]string{}
+		for _, st := range streams {
+			var got, wantIDs []uuid.UUID
+			for ev, err := range s.ReadStream(ctx, st.name, eventstore.ReadStreamOptions{}) {
+				if errors.Is(err, eventstore.ErrStreamNotFound) && st.deleted {
+					break
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", st.name, err)
+				}
+				got = append(got, ev.ID)
+				want[ev.ID] = st.name
+			}
+			from := uint64(st.last.Load() + 1 - int64(len(got)))
+			for rev := from; int64(rev) <= st.last.Load(); rev++ {
+				wantIDs = append(wantIDs, st.ids[rev])
+			}
+			if from < st.floor.Load() || !slices.Equal(got, wantIDs) {
+				t.Fatalf("%s holds %d events, not those written to revisions %d to %d with %d or more removed", st.name, len(got), from, st.last.Load(), st.floor.Load())
+			}
+		}
+		// The global log holds exactly the events the streams hold.
+		var prev uint64
+		n := 0
+		for ev, err := range s.ReadAll(ctx, eventstore.ReadAllOptions{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want[ev.ID] != ev.Stream || ev.Position <= prev {
+				t.Fatalf("the global log holds %s of %q at position %d after %d, which it should not", ev.ID, ev.Stream, ev.Position, prev)
+			}
+			prev = ev.Position
+			n++
+		}
+		if n != len(want) {
+			t.Fatalf("the global log holds %d events, want %d", n, len(want))
+		}
+	}
+	check()
+	s = reopen(t, s).(*Store)
+	check()
 }
