@@ -332,13 +332,13 @@ func (s *Store) SubscribeToStream(ctx context.Context, name string, opts eventst
 			next = uint64(s.streams[name].current() + 1)
 			s.mu.RUnlock()
 		}
-		page := func(ctx context.Context, yield func(eventstore.RecordedEvent) bool) (bool, bool, error) {
+		page := func(yield func(eventstore.RecordedEvent) bool) (bool, error) {
 			events, err := s.streamEvents(name)
 			if err != nil && !isNotFound(err) {
-				return false, false, err
+				return false, err
 			}
 			if len(events) == 0 {
-				return false, false, ctx.Err()
+				return false, nil
 			}
 			i := 0
 			if first := events[0].Revision; next > first {
@@ -348,10 +348,10 @@ func (s *Store) SubscribeToStream(ctx context.Context, name string, opts eventst
 			for _, ev := range events[i:end] {
 				next = ev.Revision + 1
 				if !yield(clone(ev)) {
-					return false, true, nil
+					return false, nil
 				}
 			}
-			return end < len(events), false, ctx.Err()
+			return end < len(events), nil
 		}
 		follow.Run(ctx, s.changes, page, yield)
 	}
@@ -371,12 +371,12 @@ func (s *Store) SubscribeToAll(ctx context.Context, opts eventstore.SubscribeAll
 			after = s.lastPos
 			s.mu.RUnlock()
 		}
-		page := func(ctx context.Context, yield func(eventstore.RecordedEvent) bool) (bool, bool, error) {
+		page := func(yield func(eventstore.RecordedEvent) bool) (bool, error) {
 			s.mu.RLock()
 			log, closed := s.log[:len(s.log):len(s.log)], s.closed
 			s.mu.RUnlock()
 			if closed {
-				return false, false, eventstore.ErrClosed
+				return false, eventstore.ErrClosed
 			}
 			i := search(log, after+1)
 			end := min(i+follow.PageSize, len(log))
@@ -386,10 +386,10 @@ func (s *Store) SubscribeToAll(ctx context.Context, opts eventstore.SubscribeAll
 					continue
 				}
 				if !yield(clone(ev)) {
-					return false, true, nil
+					return false, nil
 				}
 			}
-			return end < len(log), false, ctx.Err()
+			return end < len(log), nil
 		}
 		follow.Run(ctx, s.changes, page, yield)
 	}

@@ -420,31 +420,31 @@ func (s *Store) SubscribeToAll(ctx context.Context, opts eventstore.SubscribeAll
 			dec  decoder
 			page []eventstore.RecordedEvent
 		)
-		read := func(ctx context.Context, yield func(eventstore.RecordedEvent) bool) (bool, bool, error) {
+		read := func(yield func(eventstore.RecordedEvent) bool) (bool, error) {
 			v, err := s.acquire()
 			if err != nil {
-				return false, false, err
+				return false, err
 			}
 			if after >= v.position {
 				v.release()
-				return false, false, ctx.Err()
+				return false, nil
 			}
 			var last uint64
 			var examined int
 			page, last, examined, err = v.readLog(&dec, after+1, false, opts.Filter, follow.PageSize, follow.PageSize, page[:0])
 			v.release()
 			if err != nil {
-				return false, false, err
+				return false, err
 			}
 			if examined > 0 {
 				after = last
 			}
 			for _, ev := range page {
 				if !yield(ev) {
-					return false, true, nil
+					return false, nil
 				}
 			}
-			return examined == follow.PageSize, false, ctx.Err()
+			return examined == follow.PageSize, nil
 		}
 		follow.Run(ctx, s.changes, read, yield)
 	}
@@ -478,31 +478,31 @@ func (s *Store) SubscribeToStream(ctx context.Context, name string, opts eventst
 			dec  decoder
 			page []eventstore.RecordedEvent
 		)
-		read := func(ctx context.Context, yield func(eventstore.RecordedEvent) bool) (bool, bool, error) {
+		read := func(yield func(eventstore.RecordedEvent) bool) (bool, error) {
 			v, err := s.acquire()
 			if err != nil {
-				return false, false, err
+				return false, err
 			}
 			m, err := v.readable(name)
 			if err != nil {
 				v.release()
 				if errors.Is(err, eventstore.ErrStreamNotFound) {
-					return false, false, ctx.Err()
+					return false, nil
 				}
-				return false, false, err
+				return false, err
 			}
 			page, err = v.readStream(&dec, name, max(next, m.floor), false, follow.PageSize, page[:0])
 			v.release()
 			if err != nil {
-				return false, false, err
+				return false, err
 			}
 			for _, ev := range page {
 				next = ev.Revision + 1
 				if !yield(ev) {
-					return false, true, nil
+					return false, nil
 				}
 			}
-			return len(page) == follow.PageSize, false, ctx.Err()
+			return len(page) == follow.PageSize, nil
 		}
 		follow.Run(ctx, s.changes, read, yield)
 	}

@@ -20,38 +20,40 @@ const PageSize = 512
 
 // Page reads the next page after the subscription's cursor, advancing the
 // cursor past every event it examined (also those a filter skipped), and
-// yields the events to deliver. It reports full when it stopped because the
-// page was full, so there may be more to read at once.
-type Page func(ctx context.Context, yield func(eventstore.RecordedEvent) bool) (full, stopped bool, err error)
+// hands the events to deliver to yield, stopping when yield returns false.
+// It reports full when it stopped because the page was full, so there may be
+// more to read at once.
+type Page func(yield func(eventstore.RecordedEvent) bool) (full bool, err error)
 
-// Run repeats page until ctx ends or yield returns false. changed returns a
-// channel that is closed at the store's next commit; Run takes it before each
-// read, so a commit between the read and the wait is never missed.
+// Run repeats page until ctx ends or yield returns false; when ctx ends it
+// yields ctx.Err(). changed returns a channel that is closed at the store's
+// next commit; Run takes it before each read, so a commit between the read
+// and the wait is never missed.
 func Run(ctx context.Context, changed func() <-chan struct{}, page Page, yield func(eventstore.RecordedEvent, error) bool) {
+	stopped := false
+	deliver := func(ev eventstore.RecordedEvent) bool {
+		stopped = !yield(ev, nil)
+		return !stopped
+	}
 	for {
-		wake := changed()
-		full, stopped, err := page(ctx, func(ev eventstore.RecordedEvent) bool {
-			return yield(ev, nil)
-		})
-		if stopped {
-			return
-		}
-		if err != nil {
+		if err := ctx.Err(); err != nil {
 			yield(eventstore.RecordedEvent{}, err)
 			return
 		}
-		if full {
-			if ctx.Err() != nil {
-				yield(eventstore.RecordedEvent{}, ctx.Err())
-				return
-			}
+		wake := changed()
+		full, err := page(deliver)
+		switch {
+		case stopped:
+			return
+		case err != nil:
+			yield(eventstore.RecordedEvent{}, err)
+			return
+		case full:
 			continue
 		}
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			yield(eventstore.RecordedEvent{}, ctx.Err())
-			return
 		}
 	}
 }
