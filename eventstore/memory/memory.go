@@ -324,8 +324,8 @@ func (s *Store) SubscribeToStream(ctx context.Context, name string, opts eventst
 			yield(eventstore.RecordedEvent{}, err)
 			return
 		}
-		next, _ := opts.From.Revision()
-		if _, ok := opts.From.Revision(); ok {
+		next, exact := opts.From.Revision()
+		if exact {
 			next++
 		} else if opts.From.IsEnd() {
 			s.mu.RLock()
