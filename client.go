@@ -224,7 +224,7 @@ func (c *Client) Status(ctx context.Context, id string) (*Status, error) {
 	st.Input, st.Output, st.CustomStatus, st.Failure = in.Input, in.Output, in.CustomStatus, in.Failure
 	// Large payloads are read from the stream; a record is read once (the
 	// final episode usually holds both the output and the custom status).
-	r := recordReader{c: c, stream: index.StreamName(id), revision: -1}
+	r := recordReader{c: c, stream: history.StreamName(id), revision: -1}
 	if !in.InlineInput() {
 		start, err := r.last(ctx, int64(in.StartRevision), orchestration.ExecutionStarted)
 		if err != nil {
@@ -368,7 +368,7 @@ func (c *Client) History(ctx context.Context, id string) ([]orchestration.Histor
 	}
 	var d history.Decoder
 	var out []orchestration.HistoryEvent
-	for rec, err := range c.e.store.ReadStream(ctx, index.StreamName(id), eventstore.ReadStreamOptions{}) {
+	for rec, err := range c.e.store.ReadStream(ctx, history.StreamName(id), eventstore.ReadStreamOptions{}) {
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
 			return nil, fmt.Errorf("%w: %q", ErrInstanceNotFound, id)
 		}

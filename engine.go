@@ -85,9 +85,7 @@ func (c *Config) validate() error {
 	if c.Orchestration.Logger == nil {
 		c.Orchestration.Logger = c.Logger
 	}
-	if c.Orchestration.MaxPayloadSize <= 0 {
-		c.Orchestration.MaxPayloadSize = orchestration.DefaultMaxPayloadSize
-	}
+	c.Orchestration = c.Orchestration.WithDefaults()
 	return nil
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/durableactor/durable/delivery"
 	"github.com/durableactor/durable/eventstore"
-	"github.com/durableactor/durable/index"
 	"github.com/durableactor/durable/internal/grainpb"
 	"github.com/durableactor/durable/internal/history"
 	"github.com/durableactor/durable/orchestration"
@@ -111,7 +110,7 @@ func (g *grain) request(c actor.Context, msg any, sender *actor.PID) {
 // message that needs it.
 func (g *grain) activate(c actor.Context, id string) {
 	g.id = id
-	g.stream = index.StreamName(id)
+	g.stream = history.StreamName(id)
 	g.revision = eventstore.NoRevision
 	g.jobs = make(map[int32]context.CancelFunc)
 	g.timers = make(map[int32]*time.Timer)

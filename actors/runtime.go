@@ -129,7 +129,7 @@ func NewRuntime(cfg Config) *Runtime {
 		store:      cfg.Store,
 		reg:        cfg.Orchestrators,
 		activities: cfg.Activities,
-		executor:   withExecutorDefaults(cfg.Executor),
+		executor:   cfg.Executor.WithDefaults(),
 		bus:        cfg.Bus,
 		log:        cfg.Logger,
 		clock:      cfg.Clock,
@@ -145,17 +145,6 @@ func NewRuntime(cfg Config) *Runtime {
 	})
 	rt.runnerProps = actor.PropsFromProducer(func() actor.Actor { return &runner{rt: rt} }, actor.WithDispatcher(rt.pool))
 	return rt
-}
-
-// withExecutorDefaults fills the executor options the runtime itself reads.
-func withExecutorDefaults(o orchestration.Options) orchestration.Options {
-	if o.MaxPayloadSize <= 0 {
-		o.MaxPayloadSize = orchestration.DefaultMaxPayloadSize
-	}
-	if o.Converter == nil {
-		o.Converter = orchestration.JSON
-	}
-	return o
 }
 
 // Props returns the props of the orchestration grain kind.

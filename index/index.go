@@ -24,12 +24,6 @@ import (
 	"github.com/durableactor/durable/orchestration"
 )
 
-// StreamPrefix is the category of orchestration instance streams.
-const StreamPrefix = "orchestration-"
-
-// StreamName returns the stream of an instance.
-func StreamName(instanceID string) string { return StreamPrefix + instanceID }
-
 // NoRevision marks a revision the index has not seen.
 const NoRevision int64 = -1
 
@@ -97,7 +91,7 @@ func Open(ctx context.Context, store eventstore.Store, logger *slog.Logger) (*In
 		done:      make(chan struct{}),
 	}
 	var dec history.Decoder
-	filter := eventstore.Filter{StreamPrefixes: []string{StreamPrefix}}
+	filter := eventstore.Filter{StreamPrefixes: []string{history.StreamPrefix}}
 	for ev, err := range store.ReadAll(ctx, eventstore.ReadAllOptions{Filter: filter}) {
 		if err != nil {
 			return nil, fmt.Errorf("index: catch up: %w", err)
@@ -146,7 +140,7 @@ func (x *Index) fail(err error) {
 // apply folds one stored record (an episode, or a single history event)
 // into the index.
 func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) error {
-	id, ok := strings.CutPrefix(rec.Stream, StreamPrefix)
+	id, ok := strings.CutPrefix(rec.Stream, history.StreamPrefix)
 	if !ok {
 		return nil
 	}

@@ -22,7 +22,7 @@ type H = orchestration.HistoryEvent
 // appendEpisode appends one episode record, as the runtime does.
 func appendEpisode(t *testing.T, s eventstore.Store, id string, events ...H) eventstore.AppendResult {
 	t.Helper()
-	res, err := s.Append(context.Background(), index.StreamName(id), eventstore.Any, history.EpisodeData(events, uuid.New()))
+	res, err := s.Append(context.Background(), history.StreamName(id), eventstore.Any, history.EpisodeData(events, uuid.New()))
 	if err != nil {
 		t.Fatal(err)
 	}

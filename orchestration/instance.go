@@ -150,7 +150,7 @@ type Episode struct {
 func NewInstance(reg *Registry, opts Options) *Instance {
 	i := &Instance{
 		reg:    reg,
-		opts:   opts.withDefaults(),
+		opts:   opts.WithDefaults(),
 		events: make(map[string]*eventQueue),
 		status: StatusPending,
 	}

@@ -31,7 +31,9 @@ type Options struct {
 	MaxPayloadSize int
 }
 
-func (o Options) withDefaults() Options {
+// WithDefaults returns o with every unset option at its default, for a
+// runtime that reads the options itself (NewInstance applies them anyway).
+func (o Options) WithDefaults() Options {
 	if o.Converter == nil {
 		o.Converter = JSON
 	}
