@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/durableactor/durable/eventstore"
+	"github.com/durableactor/durable/internal/racedetector"
 )
 
 // longNames fills a store with events whose stream names are as long as the
@@ -36,7 +37,7 @@ var skippingFilters = map[string]eventstore.Filter{
 // TestReadLogSkipsWithoutAllocating checks that the entries of the global log
 // a filter skips cost no allocation.
 func TestReadLogSkipsWithoutAllocating(t *testing.T) {
-	if raceEnabled {
+	if racedetector.Enabled {
 		t.Skip("the race detector allocates")
 	}
 	const n = 200

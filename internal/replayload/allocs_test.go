@@ -1,6 +1,10 @@
 package replayload
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/durableactor/durable/internal/racedetector"
+)
 
 // Allocation budgets of the hot paths, per chain step: a replay of stored
 // episodes, and a live episode without and with encoding it. Most of what
@@ -12,7 +16,7 @@ const (
 )
 
 func TestAllocations(t *testing.T) {
-	if testing.Short() || raceEnabled {
+	if testing.Short() || racedetector.Enabled {
 		t.Skip("measures allocations")
 	}
 	const n = 200

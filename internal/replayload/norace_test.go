@@ -1,5 +1,0 @@
-//go:build !race
-
-package replayload
-
-const raceEnabled = false
