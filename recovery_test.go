@@ -45,6 +45,18 @@ func startEvent(name, id string, input string) orchestration.HistoryEvent {
 	return orchestration.HistoryEvent{Kind: orchestration.ExecutionStarted, Name: name, InstanceID: id, Input: []byte(input), RequestID: "start-" + id}
 }
 
+// firstEpisode runs the first episode of an instance started by es.
+func firstEpisode(t *testing.T, reg *durable.Registry, now time.Time, es orchestration.HistoryEvent) orchestration.Episode {
+	t.Helper()
+	inst := orchestration.NewInstance(reg.Orchestrators(), orchestration.Options{Converter: reg.Converter()})
+	defer inst.Close()
+	ep, err := inst.Step(now, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
 // pingRegistry registers "Receiver", which returns the "ping" event it
 // waits for, and sender, which sends that event to the instance "r".
 func pingRegistry(sender func(ctx *orchestration.Context, n int) (string, error)) *durable.Registry {
@@ -67,12 +79,7 @@ func TestRecoveryResendsEventOfFinishedInstance(t *testing.T) {
 	dir := t.TempDir()
 	store := openStore(t, dir)
 	now := time.Now().UTC()
-	receiver := orchestration.NewInstance(reg.Orchestrators(), orchestration.Options{Converter: reg.Converter()})
-	rep, err := receiver.Step(now, startEvent("Receiver", "r", "null"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	receiver.Close()
+	rep := firstEpisode(t, reg, now, startEvent("Receiver", "r", "null"))
 	sender := orchestration.NewInstance(reg.Orchestrators(), orchestration.Options{Converter: reg.Converter()})
 	sep, err := sender.Step(now, startEvent("Sender", "s", "0"))
 	if err != nil || sep.Status != orchestration.StatusCompleted || !containsKind(sep.Events, orchestration.EventSent) {
@@ -108,12 +115,7 @@ func TestRecoveryResendsEventOfEndedGeneration(t *testing.T) {
 	dir := t.TempDir()
 	store := openStore(t, dir)
 	now := time.Now().UTC()
-	receiver := orchestration.NewInstance(reg.Orchestrators(), orchestration.Options{Converter: reg.Converter()})
-	rep, err := receiver.Step(now, startEvent("Receiver", "r", "null"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	receiver.Close()
+	rep := firstEpisode(t, reg, now, startEvent("Receiver", "r", "null"))
 	sender := orchestration.NewInstance(reg.Orchestrators(), orchestration.Options{Converter: reg.Converter()})
 	sep, err := sender.Step(now, startEvent("Sender", "s", "0"))
 	if err != nil || !sep.ContinuedAsNew || !containsKind(sep.Events[:sep.NewGeneration], orchestration.EventSent) {
