@@ -65,15 +65,15 @@ func (i *Instance) applyNext() error {
 	}
 	i.cursor++
 	if i.completed && !ev.Kind.IsDecision() && ev.Kind != OrchestratorStarted {
-		return nil // after the end, inputs change nothing; recorded decisions are still checked
+		// After the end, inputs change nothing (recorded decisions are still
+		// checked), unless the next generation takes them.
+		i.carryOver(ev)
+		return nil
 	}
 	if ev.RequestID != "" {
 		// Recorded now, even if a suspension holds the input, so a
 		// redelivery is a duplicate.
-		if i.requestIDs == nil {
-			i.requestIDs = make(map[string]struct{})
-		}
-		i.requestIDs[ev.RequestID] = struct{}{}
+		i.noteRequestID(ev.RequestID, ev.Timestamp)
 	}
 	if i.suspended && isDeferrable(ev.Kind) {
 		if t := i.task(ev.EventID); ev.Kind.IsOutcome() && t != nil && matchesCompletion(t.kind, ev.Kind) {
@@ -101,6 +101,7 @@ func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {
 		if ev.CustomStatus != nil {
 			i.customStatus = ev.CustomStatus
 		}
+		i.recordedWait = Waiting{NextTimer: ev.FireAt, Events: ev.AwaitedEvents}
 		if stored {
 			if i.pendingHead < len(i.pending) {
 				p := &i.pending[i.pendingHead]
@@ -167,6 +168,9 @@ func (i *Instance) begin(ev *HistoryEvent) error {
 	}
 	i.started = true
 	i.start = *ev
+	for _, id := range ev.RequestIDs {
+		i.noteRequestID(id, ev.Timestamp)
+	}
 	fn, ok := i.reg.Get(ev.Name)
 	if !ok {
 		i.failHard(&UnknownOrchestratorError{Name: ev.Name})
@@ -174,6 +178,14 @@ func (i *Instance) begin(ev *HistoryEvent) error {
 	}
 	i.fn = fn
 	return nil
+}
+
+// noteRequestID remembers a request ID recorded at the given time.
+func (i *Instance) noteRequestID(id string, at time.Time) {
+	if i.requestIDs == nil {
+		i.requestIDs = make(map[string]time.Time)
+	}
+	i.requestIDs[id] = at
 }
 
 func (i *Instance) task(seq int32) *Task {

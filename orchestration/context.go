@@ -266,6 +266,9 @@ func (i *Instance) schedule(kind taskKind, name string, data []byte, o callOptio
 func (i *Instance) timer(at time.Time) *Task {
 	t := &Task{inst: i, kind: timerTask, name: "timer"}
 	i.decide(HistoryEvent{Kind: TimerCreated, FireAt: at.UTC()}, t)
+	if t.decision.Kind == TimerCreated { // decided: the instance goes on
+		i.timers[t.decision.EventID] = t.decision.FireAt
+	}
 	return t
 }
 

@@ -55,6 +55,12 @@ func compact(ev orchestration.HistoryEvent) string {
 	if ev.Generation != 0 {
 		parts = append(parts, fmt.Sprintf("gen=%d", ev.Generation))
 	}
+	if len(ev.AwaitedEvents) > 0 {
+		parts = append(parts, "awaits="+strings.Join(ev.AwaitedEvents, ","))
+	}
+	if len(ev.RequestIDs) > 0 {
+		parts = append(parts, "ids="+strings.Join(ev.RequestIDs, ","))
+	}
 	return strings.Join(parts, " ")
 }
 
@@ -143,11 +149,11 @@ func TestHistories(t *testing.T) {
 			},
 			want: []string{
 				"OrchestratorStarted @0s", "ExecutionStarted Monitor", "TaskScheduled #0 Work in=0", "OrchestratorCompleted",
-				"OrchestratorStarted @0s", "TaskCompleted #0 out=\"ok\"", "TimerCreated #1 at=1m0s", "OrchestratorCompleted",
+				"OrchestratorStarted @0s", "TaskCompleted #0 out=\"ok\"", "TimerCreated #1 at=1m0s", "OrchestratorCompleted at=1m0s",
 				"OrchestratorStarted @1m0s", "TimerFired #1 at=1m0s", "TaskScheduled #2 Work in=1", "OrchestratorCompleted",
-				"OrchestratorStarted @1m0s", "TaskCompleted #2 out=\"ok\"", "TimerCreated #3 at=4m0s", "OrchestratorCompleted",
+				"OrchestratorStarted @1m0s", "TaskCompleted #2 out=\"ok\"", "TimerCreated #3 at=4m0s", "OrchestratorCompleted at=4m0s",
 				"OrchestratorStarted @4m0s", "TimerFired #3 at=4m0s", "TaskScheduled #4 Work in=2", "OrchestratorCompleted",
-				"OrchestratorStarted @4m0s", "TaskCompleted #4 out=\"ok\"", "TimerCreated #5 at=13m0s", "OrchestratorCompleted",
+				"OrchestratorStarted @4m0s", "TaskCompleted #4 out=\"ok\"", "TimerCreated #5 at=13m0s", "OrchestratorCompleted at=13m0s",
 				"OrchestratorStarted @13m0s", "TimerFired #5 at=13m0s", "ExecutionCompleted Completed", "OrchestratorCompleted",
 			},
 			status: orchestration.StatusCompleted,
@@ -161,7 +167,7 @@ func TestHistories(t *testing.T) {
 				env.RaiseEvent(id, "Approval", true)
 			},
 			want: []string{
-				"OrchestratorStarted @0s", "ExecutionStarted Approve", "TimerCreated #0 at=72h0m0s", "OrchestratorCompleted",
+				"OrchestratorStarted @0s", "ExecutionStarted Approve", "TimerCreated #0 at=72h0m0s", "OrchestratorCompleted at=72h0m0s awaits=Approval",
 				"OrchestratorStarted @2h0m0s", "EventRaised Approval in=true", "ExecutionCompleted out=\"approved\" Completed", "OrchestratorCompleted",
 			},
 			status: orchestration.StatusCompleted,
@@ -175,7 +181,7 @@ func TestHistories(t *testing.T) {
 				env.RaiseEvent(id, "Approval", true) // too late: nothing is recorded
 			},
 			want: []string{
-				"OrchestratorStarted @0s", "ExecutionStarted Approve", "TimerCreated #0 at=72h0m0s", "OrchestratorCompleted",
+				"OrchestratorStarted @0s", "ExecutionStarted Approve", "TimerCreated #0 at=72h0m0s", "OrchestratorCompleted at=72h0m0s awaits=Approval",
 				"OrchestratorStarted @72h0m0s", "TimerFired #0 at=72h0m0s", "TaskScheduled #1 Escalate", "OrchestratorCompleted",
 				"OrchestratorStarted @72h0m0s", "TaskCompleted #1 out=\"ok\"", "ExecutionCompleted out=\"escalated\" Completed", "OrchestratorCompleted",
 			},
@@ -192,9 +198,9 @@ func TestHistories(t *testing.T) {
 			},
 			want: []string{
 				"OrchestratorStarted @0s", "ExecutionStarted Retry", "TaskScheduled #0 Flaky", "OrchestratorCompleted",
-				"OrchestratorStarted @0s", "TaskFailed #0 failure=attempt 1", "TimerCreated #1 at=10s", "OrchestratorCompleted",
+				"OrchestratorStarted @0s", "TaskFailed #0 failure=attempt 1", "TimerCreated #1 at=10s", "OrchestratorCompleted at=10s",
 				"OrchestratorStarted @10s", "TimerFired #1 at=10s", "TaskScheduled #2 Flaky", "OrchestratorCompleted",
-				"OrchestratorStarted @10s", "TaskFailed #2 failure=attempt 2", "TimerCreated #3 at=40s", "OrchestratorCompleted",
+				"OrchestratorStarted @10s", "TaskFailed #2 failure=attempt 2", "TimerCreated #3 at=40s", "OrchestratorCompleted at=40s",
 				"OrchestratorStarted @40s", "TimerFired #3 at=40s", "TaskScheduled #4 Flaky", "OrchestratorCompleted",
 				"OrchestratorStarted @40s", "TaskCompleted #4 out=\"ok\"", "ExecutionCompleted Completed", "OrchestratorCompleted",
 			},
@@ -240,8 +246,8 @@ func TestHistories(t *testing.T) {
 				env.RaiseEvent(id, "kept", "carried")
 			},
 			want: []string{
-				"OrchestratorStarted @0s", "ExecutionStarted Loop in=0", "TimerCreated #0 at=1m0s", "OrchestratorCompleted",
-				"OrchestratorStarted @0s", "EventRaised kept in=\"carried\"", "OrchestratorCompleted",
+				"OrchestratorStarted @0s", "ExecutionStarted Loop in=0", "TimerCreated #0 at=1m0s", "OrchestratorCompleted at=1m0s",
+				"OrchestratorStarted @0s", "EventRaised kept in=\"carried\"", "OrchestratorCompleted at=1m0s",
 				"OrchestratorStarted @1m0s", "TimerFired #0 at=1m0s", "ExecutionCompleted out=1 ContinuedAsNew", "OrchestratorCompleted",
 				"OrchestratorStarted @1m0s", "ExecutionStarted Loop in=1 gen=1", "EventRaised kept in=\"carried\"",
 				"ExecutionCompleted out=\"carried\" Completed", "OrchestratorCompleted",
@@ -266,8 +272,8 @@ func TestHistories(t *testing.T) {
 				env.RaiseEvent(id, "go", nil)
 			},
 			want: []string{
-				"OrchestratorStarted @0s", "ExecutionStarted Race", "TimerCreated #0 at=1h0m0s", "OrchestratorCompleted",
-				"OrchestratorStarted @1m0s", "EventRaised go", "TimerCreated #1 at=2h1m0s", "OrchestratorCompleted",
+				"OrchestratorStarted @0s", "ExecutionStarted Race", "TimerCreated #0 at=1h0m0s", "OrchestratorCompleted at=1h0m0s awaits=go",
+				"OrchestratorStarted @1m0s", "EventRaised go", "TimerCreated #1 at=2h1m0s", "OrchestratorCompleted at=2h1m0s",
 				"OrchestratorStarted @2h1m0s", "TimerFired #1 at=2h1m0s", "ExecutionCompleted out=0 Completed", "OrchestratorCompleted",
 			},
 			status: orchestration.StatusCompleted,
@@ -291,9 +297,9 @@ func TestHistories(t *testing.T) {
 				env.RaiseEvent(id, "E", "2")
 			},
 			want: []string{
-				"OrchestratorStarted @0s", "ExecutionStarted Buffer", "TimerCreated #0 at=1h0m0s", "OrchestratorCompleted",
-				"OrchestratorStarted @0s", "EventRaised e in=\"1\"", "OrchestratorCompleted",
-				"OrchestratorStarted @0s", "EventRaised E in=\"2\"", "OrchestratorCompleted",
+				"OrchestratorStarted @0s", "ExecutionStarted Buffer", "TimerCreated #0 at=1h0m0s", "OrchestratorCompleted at=1h0m0s",
+				"OrchestratorStarted @0s", "EventRaised e in=\"1\"", "OrchestratorCompleted at=1h0m0s",
+				"OrchestratorStarted @0s", "EventRaised E in=\"2\"", "OrchestratorCompleted at=1h0m0s",
 				"OrchestratorStarted @1h0m0s", "TimerFired #0 at=1h0m0s", "ExecutionCompleted out=\"12\" Completed", "OrchestratorCompleted",
 			},
 			status: orchestration.StatusCompleted,
@@ -314,9 +320,9 @@ func TestHistories(t *testing.T) {
 				env.Resume(id, "")
 			},
 			want: []string{
-				"OrchestratorStarted @0s", "ExecutionStarted Hold", "OrchestratorCompleted",
-				"OrchestratorStarted @0s", "ExecutionSuspended in=\"pause\"", "OrchestratorCompleted",
-				"OrchestratorStarted @0s", "EventRaised go in=\"held\"", "OrchestratorCompleted",
+				"OrchestratorStarted @0s", "ExecutionStarted Hold", "OrchestratorCompleted awaits=go",
+				"OrchestratorStarted @0s", "ExecutionSuspended in=\"pause\"", "OrchestratorCompleted awaits=go",
+				"OrchestratorStarted @0s", "EventRaised go in=\"held\"", "OrchestratorCompleted awaits=go",
 				"OrchestratorStarted @0s", "ExecutionResumed", "ExecutionCompleted out=\"held\" Completed", "OrchestratorCompleted",
 			},
 			status: orchestration.StatusCompleted,
@@ -333,7 +339,7 @@ func TestHistories(t *testing.T) {
 				env.Terminate(id, "stop")
 			},
 			want: []string{
-				"OrchestratorStarted @0s", "ExecutionStarted Forever", "OrchestratorCompleted",
+				"OrchestratorStarted @0s", "ExecutionStarted Forever", "OrchestratorCompleted awaits=never",
 				"OrchestratorStarted @0s", "ExecutionTerminated in=\"stop\"", "ExecutionCompleted out=\"stop\" Terminated", "OrchestratorCompleted",
 			},
 			status: orchestration.StatusTerminated,

@@ -118,7 +118,8 @@ func (k EventKind) IsOutcome() bool {
 // A flat record keeps decoding and replay free of per-event allocations
 // beyond the payloads themselves.
 //
-//	ExecutionStarted          Name, Version, InstanceID, Input, Parent, FireAt (scheduled start), Generation, RequestID
+//	ExecutionStarted          Name, Version, InstanceID, Input, Parent, FireAt (scheduled start), Generation, RequestID,
+//	                          RequestIDs (of earlier generations, after a ContinueAsNew)
 //	ExecutionCompleted        Status, Result, Failure
 //	ExecutionTerminated       Input (reason), RequestID
 //	TaskScheduled             EventID, Name, Version, Input
@@ -130,7 +131,8 @@ func (k EventKind) IsOutcome() bool {
 //	TimerCreated              EventID, FireAt
 //	TimerFired                EventID (of the TimerCreated), FireAt
 //	OrchestratorStarted       Timestamp (the episode's time)
-//	OrchestratorCompleted     CustomStatus (when the episode changed it)
+//	OrchestratorCompleted     CustomStatus (when the episode changed it), FireAt and AwaitedEvents
+//	                          (the wait state after the episode: see Waiting)
 //	EventSent                 EventID, InstanceID, Name, Input
 //	EventRaised               Name, Input, RequestID
 //	ExecutionSuspended/Resumed  Input (reason), RequestID
@@ -158,6 +160,13 @@ type HistoryEvent struct {
 	// RequestID identifies an input that came from outside (a start, a
 	// raised event, a terminate), so a redelivered request is dropped.
 	RequestID string `json:"requestId,omitempty"`
+	// AwaitedEvents are, on an OrchestratorCompleted, the names of the events
+	// the code waits for after the episode.
+	AwaitedEvents []string `json:"awaitedEvents,omitempty"`
+	// RequestIDs are, on the ExecutionStarted of a generation that a
+	// ContinueAsNew started, the request IDs recorded shortly before by the
+	// generations before it, so that their redeliveries stay duplicates.
+	RequestIDs []string `json:"requestIds,omitempty"`
 }
 
 // ParentInstance identifies the orchestration that started a

@@ -3,6 +3,7 @@ package orchestration
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -64,8 +65,26 @@ type Instance struct {
 	pending     []HistoryEvent
 	pendingHead int
 
-	events     map[string]*eventQueue
-	requestIDs map[string]struct{}
+	events map[string]*eventQueue
+	// arrivals numbers the raised events that are buffered, so that a
+	// ContinueAsNew carries them over in the order they came.
+	arrivals int
+	// requestIDs are the request IDs recorded in this generation or carried
+	// into it from the ones before, with the time each was recorded: an
+	// input that comes again (a redelivery, a retried request) is a
+	// duplicate, also after a ContinueAsNew.
+	requestIDs map[string]time.Time
+	// carried are the inputs that arrived, in the episode that continued as
+	// new, after the code had returned: they belong to the next generation.
+	carried []HistoryEvent
+
+	// timers are the due times of the timers that have no outcome, by
+	// sequence number. With the events the code waits for they make the
+	// wait state that every OrchestratorCompleted records (see Waiting);
+	// recordedWait is the state the last one recorded.
+	timers       map[int32]time.Time
+	recordedWait Waiting
+	waitScratch  []string
 
 	suspended bool
 	deferred  []HistoryEvent
@@ -101,6 +120,8 @@ const (
 )
 
 type eventQueue struct {
+	// name is the event name as first used, for the wait state.
+	name     string
 	buffered []bufferedEvent
 	waiters  []*Task
 }
@@ -112,6 +133,7 @@ type bufferedEvent struct {
 	name      string
 	requestID string
 	payload   []byte
+	arrival   int
 }
 
 type continueAsNew struct {
@@ -152,6 +174,7 @@ func NewInstance(reg *Registry, opts Options) *Instance {
 		reg:    reg,
 		opts:   opts.WithDefaults(),
 		events: make(map[string]*eventQueue),
+		timers: make(map[int32]time.Time),
 		status: StatusPending,
 	}
 	i.ctx = &Context{inst: i}
@@ -328,8 +351,10 @@ func matchesCompletion(k taskKind, ev EventKind) bool {
 // finishEpisode closes the episode with OrchestratorCompleted, when it
 // recorded anything, and reports it.
 func (i *Instance) finishEpisode() Episode {
-	if len(i.live) > 0 || i.customDirty {
-		oc := HistoryEvent{Kind: OrchestratorCompleted, Timestamp: i.now}
+	waitChanged := i.updateWaiting()
+	if len(i.live) > 0 || i.customDirty || waitChanged {
+		oc := HistoryEvent{Kind: OrchestratorCompleted, Timestamp: i.now,
+			FireAt: i.recordedWait.NextTimer, AwaitedEvents: i.recordedWait.Events}
 		if i.customDirty {
 			oc.CustomStatus = i.customStatus
 			i.customDirty = false
@@ -406,42 +431,170 @@ func (i *Instance) deliver(ev *HistoryEvent) {
 		w.complete(ev.Input, nil)
 		return
 	}
-	q.buffered = append(q.buffered, bufferedEvent{name: ev.Name, requestID: ev.RequestID, payload: ev.Input})
+	q.buffered = append(q.buffered, bufferedEvent{name: ev.Name, requestID: ev.RequestID, payload: ev.Input, arrival: i.arrivals})
+	i.arrivals++
 }
 
 func (i *Instance) queue(name string) *eventQueue {
 	key := strings.ToLower(name)
 	q := i.events[key]
 	if q == nil {
-		q = &eventQueue{}
+		q = &eventQueue{name: name}
 		i.events[key] = q
 	}
 	return q
 }
 
+// carryOver keeps an input that arrived after the code continued as new, in
+// the same episode, for the next generation: a raised event (unless the
+// code dropped unprocessed events) or a terminate, suspend or resume
+// request. Anything else, an outcome of the ended generation's work, is
+// dropped with it.
+func (i *Instance) carryOver(ev *HistoryEvent) {
+	if i.status != StatusContinuedAsNew || i.continueAsNew == nil {
+		return
+	}
+	switch ev.Kind {
+	case EventRaised:
+		if !i.continueAsNew.carryEvents {
+			return
+		}
+	case ExecutionTerminated, ExecutionSuspended, ExecutionResumed:
+	default:
+		return
+	}
+	i.carried = append(i.carried, *ev)
+}
+
 // appendNewGeneration adds the events that start the next generation after
-// a ContinueAsNew: OrchestratorStarted, ExecutionStarted with the new input,
-// and the buffered events carried over.
+// a ContinueAsNew: OrchestratorStarted, ExecutionStarted with the new input
+// and the request IDs to keep recognising, then the inputs carried over,
+// in the order they arrived: the buffered events, then the inputs that came
+// after the code returned.
 func (i *Instance) appendNewGeneration(events []HistoryEvent) ([]HistoryEvent, int) {
 	can := i.continueAsNew
 	at := len(events)
+	var carried []HistoryEvent
+	if can.carryEvents {
+		var buffered []bufferedEvent
+		for _, q := range i.events {
+			buffered = append(buffered, q.buffered...)
+		}
+		slices.SortFunc(buffered, func(a, b bufferedEvent) int { return a.arrival - b.arrival })
+		for _, b := range buffered {
+			carried = append(carried, HistoryEvent{Kind: EventRaised, Name: b.name, Input: b.payload, RequestID: b.requestID})
+		}
+	}
+	carried = append(carried, i.carried...)
 	events = append(events, HistoryEvent{Kind: OrchestratorStarted, Timestamp: i.now})
 	start := i.start
 	start.Timestamp = i.now
 	start.Input = can.input
 	start.Generation++
+	start.RequestIDs = i.requestIDsToCarry(carried)
 	if can.version != "" {
 		start.Version = can.version
 	}
 	events = append(events, start)
-	if can.carryEvents {
-		for _, name := range sortedKeys(i.events) {
-			for _, b := range i.events[name].buffered {
-				events = append(events, HistoryEvent{Kind: EventRaised, Timestamp: i.now, Name: b.name, Input: b.payload, RequestID: b.requestID})
-			}
-		}
+	for _, ev := range carried {
+		ev.Timestamp = i.now
+		events = append(events, ev)
 	}
 	return events, at
+}
+
+// Bounds of the request IDs a ContinueAsNew carries into the next
+// generation: those recorded within CarriedRequestIDWindow before it, at
+// most MaxCarriedRequestIDs of them, the newest first. The window is far
+// longer than any redelivery durable makes (the bus redelivers within
+// minutes, a client's retried request ends with its context, recovery acts
+// again on the last second or so of records), and the cap bounds the size
+// of the new generation's first record.
+const (
+	CarriedRequestIDWindow = 10 * time.Minute
+	MaxCarriedRequestIDs   = 1000
+)
+
+// requestIDsToCarry returns the request IDs the next generation must still
+// recognise, except those of the inputs carried over with it (they are
+// recorded there again, and must not be taken for their own duplicates).
+func (i *Instance) requestIDsToCarry(carried []HistoryEvent) []string {
+	type seen struct {
+		id string
+		at time.Time
+	}
+	skip := make(map[string]bool, len(carried))
+	for _, ev := range carried {
+		skip[ev.RequestID] = true
+	}
+	var ids []seen
+	since := i.now.Add(-CarriedRequestIDWindow)
+	for id, at := range i.requestIDs {
+		if !skip[id] && !at.Before(since) {
+			ids = append(ids, seen{id, at})
+		}
+	}
+	slices.SortFunc(ids, func(a, b seen) int {
+		if c := b.at.Compare(a.at); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	ids = ids[:min(len(ids), MaxCarriedRequestIDs)]
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]string, len(ids))
+	for n, s := range ids {
+		out[n] = s.id
+	}
+	return out
+}
+
+// Waiting is what a running instance waits for besides its activities and
+// sub-orchestrations: its earliest pending timer and the events its code
+// awaits. Every OrchestratorCompleted records it (FireAt and AwaitedEvents),
+// so the instance index knows, for every instance, the durable reason it
+// will run again.
+type Waiting struct {
+	// NextTimer is when the earliest pending timer fires; zero if none.
+	NextTimer time.Time
+	// Events are the names of the events the code waits for, sorted.
+	Events []string
+}
+
+// Waiting returns the instance's wait state after its last episode.
+func (i *Instance) Waiting() Waiting { return i.recordedWait }
+
+// updateWaiting computes the wait state at the end of an episode and reports
+// whether it differs from the one the last OrchestratorCompleted recorded;
+// an episode that changed it (the first one of a generation that only waits,
+// say) is recorded even when it holds nothing else.
+func (i *Instance) updateWaiting() bool {
+	var next time.Time
+	names := i.waitScratch[:0]
+	if !i.completed {
+		for _, at := range i.timers {
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+		for _, q := range i.events {
+			if len(q.waiters) > 0 {
+				names = append(names, q.name)
+			}
+		}
+		slices.Sort(names)
+	}
+	i.waitScratch = names
+	if next.Equal(i.recordedWait.NextTimer) && slices.Equal(names, i.recordedWait.Events) {
+		return false
+	}
+	i.recordedWait = Waiting{NextTimer: next}
+	if len(names) > 0 {
+		i.recordedWait.Events = slices.Clone(names)
+	}
+	return true
 }
 
 // Status returns the instance's runtime status.

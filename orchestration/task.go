@@ -103,6 +103,9 @@ func (t *Task) complete(result []byte, err error) {
 	}
 	t.done = true
 	t.result, t.err = result, err
+	if t.kind == timerTask && t.decision.Kind == TimerCreated {
+		delete(t.inst.timers, t.decision.EventID)
+	}
 	t.cancel = nil
 	t.decision = HistoryEvent{}
 	callbacks := t.onDone

@@ -36,6 +36,8 @@ const (
 	fieldGeneration   = 12
 	fieldCustomStatus = 13
 	fieldRequestID    = 14
+	fieldAwaited      = 15
+	fieldRequestIDs   = 16
 )
 
 // Fields of FailureDetails and ParentInstance.
@@ -127,6 +129,12 @@ func episodeSize(events []orchestration.HistoryEvent) int {
 		ev := &events[i]
 		size += 64 + len(ev.Name) + len(ev.Version) + len(ev.InstanceID) + len(ev.Input) + len(ev.Result) +
 			len(ev.CustomStatus) + len(ev.RequestID)
+		for _, s := range ev.AwaitedEvents {
+			size += 2 + len(s)
+		}
+		for _, s := range ev.RequestIDs {
+			size += 2 + len(s)
+		}
 		for f := ev.Failure; f != nil; f = f.Inner {
 			size += 16 + len(f.ErrorType) + len(f.Message) + len(f.StackTrace)
 		}
@@ -229,6 +237,14 @@ func Append(dst []byte, ev *orchestration.HistoryEvent) []byte {
 	}
 	dst = appendBytes(dst, fieldCustomStatus, ev.CustomStatus)
 	dst = appendString(dst, fieldRequestID, ev.RequestID)
+	for _, name := range ev.AwaitedEvents {
+		dst = protowire.AppendTag(dst, fieldAwaited, protowire.BytesType)
+		dst = protowire.AppendString(dst, name)
+	}
+	for _, id := range ev.RequestIDs {
+		dst = protowire.AppendTag(dst, fieldRequestIDs, protowire.BytesType)
+		dst = protowire.AppendString(dst, id)
+	}
 	return dst
 }
 
@@ -411,6 +427,10 @@ func (d *Decoder) setBytes(ev *orchestration.HistoryEvent, num protowire.Number,
 		ev.CustomStatus = b
 	case fieldRequestID:
 		ev.RequestID = string(b)
+	case fieldAwaited:
+		ev.AwaitedEvents = append(ev.AwaitedEvents, d.intern(b))
+	case fieldRequestIDs:
+		ev.RequestIDs = append(ev.RequestIDs, string(b))
 	}
 	return nil
 }

@@ -86,6 +86,14 @@ func randomEvent(r *rand.Rand, k orchestration.EventKind, fields protoreflect.Fi
 			ev.CustomStatus = data()
 		case fieldRequestID:
 			ev.RequestID = str()
+		case fieldAwaited:
+			for range 1 + r.IntN(3) {
+				ev.AwaitedEvents = append(ev.AwaitedEvents, str())
+			}
+		case fieldRequestIDs:
+			for range 1 + r.IntN(3) {
+				ev.RequestIDs = append(ev.RequestIDs, str())
+			}
 		}
 	}
 	return ev

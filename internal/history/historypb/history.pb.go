@@ -23,6 +23,8 @@
 //   12 generation     int32
 //   13 custom_status  bytes
 //   14 request_id     string
+//   15 awaited_events repeated string  names of the events the code waits for
+//   16 request_ids    repeated string  request IDs carried into a generation
 //
 // New fields take new numbers; numbers are never reused.
 
@@ -201,10 +203,13 @@ type ExecutionStarted struct {
 	InstanceId string                 `protobuf:"bytes,5,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	Input      []byte                 `protobuf:"bytes,6,opt,name=input,proto3" json:"input,omitempty"`
 	// Scheduled start time.
-	FireAt        int64           `protobuf:"fixed64,9,opt,name=fire_at,json=fireAt,proto3" json:"fire_at,omitempty"`
-	Parent        *ParentInstance `protobuf:"bytes,11,opt,name=parent,proto3" json:"parent,omitempty"`
-	Generation    int32           `protobuf:"varint,12,opt,name=generation,proto3" json:"generation,omitempty"`
-	RequestId     string          `protobuf:"bytes,14,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	FireAt     int64           `protobuf:"fixed64,9,opt,name=fire_at,json=fireAt,proto3" json:"fire_at,omitempty"`
+	Parent     *ParentInstance `protobuf:"bytes,11,opt,name=parent,proto3" json:"parent,omitempty"`
+	Generation int32           `protobuf:"varint,12,opt,name=generation,proto3" json:"generation,omitempty"`
+	RequestId  string          `protobuf:"bytes,14,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// After a ContinueAsNew: request IDs the generations before recorded
+	// shortly before, still recognised as duplicates.
+	RequestIds    []string `protobuf:"bytes,16,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -300,6 +305,13 @@ func (x *ExecutionStarted) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *ExecutionStarted) GetRequestIds() []string {
+	if x != nil {
+		return x.RequestIds
+	}
+	return nil
 }
 
 type ExecutionCompleted struct {
@@ -996,9 +1008,13 @@ func (x *OrchestratorStarted) GetTimestamp() int64 {
 }
 
 type OrchestratorCompleted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Timestamp     int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	CustomStatus  []byte                 `protobuf:"bytes,13,opt,name=custom_status,json=customStatus,proto3" json:"custom_status,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// The wait state after the episode: when the earliest pending timer
+	// fires, and the names of the events the code waits for.
+	FireAt        int64    `protobuf:"fixed64,9,opt,name=fire_at,json=fireAt,proto3" json:"fire_at,omitempty"`
+	CustomStatus  []byte   `protobuf:"bytes,13,opt,name=custom_status,json=customStatus,proto3" json:"custom_status,omitempty"`
+	AwaitedEvents []string `protobuf:"bytes,15,rep,name=awaited_events,json=awaitedEvents,proto3" json:"awaited_events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1040,9 +1056,23 @@ func (x *OrchestratorCompleted) GetTimestamp() int64 {
 	return 0
 }
 
+func (x *OrchestratorCompleted) GetFireAt() int64 {
+	if x != nil {
+		return x.FireAt
+	}
+	return 0
+}
+
 func (x *OrchestratorCompleted) GetCustomStatus() []byte {
 	if x != nil {
 		return x.CustomStatus
+	}
+	return nil
+}
+
+func (x *OrchestratorCompleted) GetAwaitedEvents() []string {
+	if x != nil {
+		return x.AwaitedEvents
 	}
 	return nil
 }
@@ -1435,7 +1465,7 @@ const file_internal_history_historypb_history_proto_rawDesc = "" +
 	"\bevent_id\x18\x03 \x01(\x05R\aeventId\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x04 \x01(\x05R\n" +
-	"generation\"\xa9\x02\n" +
+	"generation\"\xca\x02\n" +
 	"\x10ExecutionStarted\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
@@ -1449,7 +1479,9 @@ const file_internal_history_historypb_history_proto_rawDesc = "" +
 	"generation\x18\f \x01(\x05R\n" +
 	"generation\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x0e \x01(\tR\trequestId\"\xa0\x01\n" +
+	"request_id\x18\x0e \x01(\tR\trequestId\x12\x1f\n" +
+	"\vrequest_ids\x18\x10 \x03(\tR\n" +
+	"requestIds\"\xa0\x01\n" +
 	"\x12ExecutionCompleted\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x16\n" +
 	"\x06result\x18\a \x01(\fR\x06result\x12<\n" +
@@ -1502,10 +1534,12 @@ const file_internal_history_historypb_history_proto_rawDesc = "" +
 	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x17\n" +
 	"\afire_at\x18\t \x01(\x10R\x06fireAt\"3\n" +
 	"\x13OrchestratorStarted\x12\x1c\n" +
-	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\"Z\n" +
+	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\"\x9a\x01\n" +
 	"\x15OrchestratorCompleted\x12\x1c\n" +
-	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12#\n" +
-	"\rcustom_status\x18\r \x01(\fR\fcustomStatus\"\x8f\x01\n" +
+	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x17\n" +
+	"\afire_at\x18\t \x01(\x10R\x06fireAt\x12#\n" +
+	"\rcustom_status\x18\r \x01(\fR\fcustomStatus\x12%\n" +
+	"\x0eawaited_events\x18\x0f \x03(\tR\rawaitedEvents\"\x8f\x01\n" +
 	"\tEventSent\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x12\n" +
