@@ -291,6 +291,12 @@ func (c *Client) Wait(ctx context.Context, id string) (*Status, error) {
 	}
 	select {
 	case <-c.e.index.Ended(id):
+	case <-c.e.index.Stopped():
+		// The index no longer follows the store: nothing would end the wait.
+		if err := c.e.index.Err(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrIndexStopped, err)
+		}
+		return nil, ErrIndexStopped
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -23,6 +23,10 @@ var (
 	ErrPayloadTooLarge = errors.New("durable: payload too large")
 	// ErrStopped is returned by a client of an engine that has stopped.
 	ErrStopped = errors.New("durable: engine stopped")
+	// ErrIndexStopped is returned by Client.Wait when the instance index
+	// stopped following the event store, so that nothing would end the
+	// wait; the error it wraps says why.
+	ErrIndexStopped = errors.New("durable: the instance index stopped")
 )
 
 // InvalidInstanceIDError reports an instance ID durable does not accept.

@@ -1,12 +1,19 @@
 // Package index is the instance index: a projection of the event store's
 // global log that knows, for every orchestration instance, its name, status,
-// times and pending work, without activating its grain.
+// times, pending work and the durable reason it will run again, without
+// activating its grain.
 //
 // Status queries read it (and fetch payloads from the instance's stream on
-// demand, so the index itself stays small), and after a crash the engine
-// asks it which instances have work in flight and must be woken. Like
-// everything derived in durable, it is rebuilt from the store: Open catches
-// up on the global log, then follows it.
+// demand, so the index itself stays small). Recovery asks it which
+// instances have work in flight and which are due: every running instance
+// has a wake reason (see Instance.Due and Instance.Stranded), and the due
+// ones are kept in order of their due time, so finding the overdue ones
+// costs what they are, not a scan of every instance. Like everything
+// derived in durable, it is rebuilt from the store: Open catches up on the
+// global log, then follows it.
+//
+// A record that cannot be decoded does not stop the index: its instance is
+// shown Failed with the decoding error, and every other instance goes on.
 package index
 
 import (
@@ -18,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/btree"
 
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/internal/history"
@@ -54,8 +63,90 @@ type Instance struct {
 	// PendingTasks counts activities and sub-orchestrations scheduled and
 	// not yet completed.
 	PendingTasks int
+	// StartAt is when a start scheduled for later is due (Pending).
+	StartAt time.Time
+	// NextTimer is when the earliest pending timer fires and AwaitedEvents
+	// are the events the code waits for, as the last episode recorded.
+	NextTimer     time.Time
+	AwaitedEvents []string
+	// Runnable is set while a started generation has not had an episode
+	// recorded: the records of a ContinueAsNew are in, the first episode of
+	// the new generation is not yet.
+	Runnable bool
 	// LastPosition is the global position of the instance's latest event.
 	LastPosition uint64
+}
+
+// Due returns when a non-terminal instance must run at the latest, if
+// nothing else wakes it first: the time of a scheduled start, of its
+// earliest timer, or (Runnable) at once. The message bus delivers timers
+// and scheduled starts on time; Due is what recovery checks that against.
+func (in *Instance) Due() (time.Time, bool) {
+	switch {
+	case in.Status.IsTerminal():
+		return time.Time{}, false
+	case in.Runnable:
+		return in.LastUpdated, true
+	case in.Status == orchestration.StatusPending && !in.StartAt.IsZero():
+		return in.StartAt, true
+	case !in.NextTimer.IsZero():
+		return in.NextTimer, true
+	}
+	return time.Time{}, false
+}
+
+// Stranded reports whether a non-terminal instance has no durable reason to
+// run again: no activity or sub-orchestration in flight, no timer, no
+// awaited event, no scheduled start, and it is not suspended (waiting for a
+// Resume). Nothing would ever wake such an instance; the engine's invariant
+// is that none exists.
+func (in *Instance) Stranded() bool {
+	if in.Status.IsTerminal() || in.Status == orchestration.StatusSuspended || in.PendingTasks > 0 || len(in.AwaitedEvents) > 0 {
+		return false
+	}
+	_, due := in.Due()
+	return !due
+}
+
+// WaitsFor describes an instance's reason to run again, for people.
+func (in *Instance) WaitsFor() string {
+	var parts []string
+	switch {
+	case in.Status.IsTerminal():
+		return "nothing (" + in.Status.String() + ")"
+	case in.Status == orchestration.StatusSuspended:
+		parts = append(parts, "a Resume")
+	case in.Runnable:
+		parts = append(parts, "its next episode, now")
+	case in.Status == orchestration.StatusPending && !in.StartAt.IsZero():
+		parts = append(parts, "its start at "+in.StartAt.Format(time.RFC3339))
+	}
+	if in.PendingTasks > 0 {
+		parts = append(parts, fmt.Sprintf("%d activities or sub-orchestrations", in.PendingTasks))
+	}
+	if !in.NextTimer.IsZero() {
+		parts = append(parts, "a timer at "+in.NextTimer.Format(time.RFC3339Nano))
+	}
+	if len(in.AwaitedEvents) > 0 {
+		parts = append(parts, "events "+strings.Join(in.AwaitedEvents, ", "))
+	}
+	if len(parts) == 0 {
+		return "nothing: stranded"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// dueEntry orders the instances that have a due time.
+type dueEntry struct {
+	at time.Time
+	id string
+}
+
+func dueLess(a, b dueEntry) bool {
+	if c := a.at.Compare(b.at); c != 0 {
+		return c < 0
+	}
+	return a.id < b.id
 }
 
 // Index is the projection. It is safe for concurrent use.
@@ -65,8 +156,12 @@ type Index struct {
 
 	mu        sync.RWMutex
 	instances map[string]*Instance
-	applied   uint64
-	changed   chan struct{}
+	// due orders the instances that have a due time; dueAt is each one's
+	// entry in it.
+	due     *btree.BTreeG[dueEntry]
+	dueAt   map[string]time.Time
+	applied uint64
+	changed chan struct{}
 	// watched is set when someone holds changed; advance replaces the
 	// channel only then, not for every event.
 	watched bool
@@ -78,6 +173,9 @@ type Index struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// stopped is closed when the index stops following the store, on an
+	// error or at Close.
+	stopped chan struct{}
 }
 
 // Open builds the index from the store and keeps it current until Close.
@@ -86,9 +184,12 @@ func Open(ctx context.Context, store eventstore.Store, logger *slog.Logger) (*In
 		store:     store,
 		log:       logger,
 		instances: make(map[string]*Instance),
+		due:       btree.NewG(16, dueLess),
+		dueAt:     make(map[string]time.Time),
 		changed:   make(chan struct{}),
 		ended:     make(map[string]chan struct{}),
 		done:      make(chan struct{}),
+		stopped:   make(chan struct{}),
 	}
 	var dec history.Decoder
 	filter := eventstore.Filter{StreamPrefixes: []string{history.StreamPrefix}}
@@ -109,6 +210,7 @@ func Open(ctx context.Context, store eventstore.Store, logger *slog.Logger) (*In
 // follow applies new events until Close.
 func (x *Index) follow(ctx context.Context, filter eventstore.Filter) {
 	defer close(x.done)
+	defer close(x.stopped)
 	var dec history.Decoder
 	x.mu.RLock()
 	from := eventstore.FromPosition(x.applied)
@@ -146,22 +248,73 @@ func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) error
 	}
 	events, err := dec.DecodeRecord(x.scratch[:0], rec)
 	x.scratch = events
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if err != nil {
+		x.applyCorrupt(id, rec, err)
+		x.advance(rec.Position)
+		return nil
+	}
 	for i := range events {
 		x.applyEvent(id, &events[i], rec)
 		// An ExecutionStarted within an episode (after its
-		// OrchestratorStarted) starts running now; alone, it is a start
-		// scheduled for later.
+		// OrchestratorStarted) starts running now, and the episode that
+		// runs its code follows; alone, it is a start scheduled for later.
 		if events[i].Kind == orchestration.ExecutionStarted && i > 0 && events[i-1].Kind == orchestration.OrchestratorStarted {
-			x.instances[id].Status = orchestration.StatusRunning
+			in := x.instances[id]
+			in.Status, in.Runnable = orchestration.StatusRunning, true
 		}
+	}
+	if in := x.instances[id]; in != nil {
+		x.reorder(in)
 	}
 	x.advance(rec.Position)
 	return nil
+}
+
+// applyCorrupt marks the instance of a record that cannot be decoded as
+// failed, with the reason; the caller holds the lock. The instance's grain
+// refuses to load such a history too: the instance is lost until someone
+// repairs or purges its stream, but it says so, and nothing else is held up.
+func (x *Index) applyCorrupt(id string, rec *eventstore.RecordedEvent, err error) {
+	x.log.Error("an instance's history cannot be decoded; it is shown as failed", "instance", id, "error", err)
+	in := x.instances[id]
+	if in == nil {
+		in = &Instance{ID: id, Created: rec.Created, CompletionRevision: NoRevision, CustomStatusRevision: NoRevision}
+		x.instances[id] = in
+	}
+	in.Status = orchestration.StatusFailed
+	in.Failure = &orchestration.FailureDetails{ErrorType: "CorruptHistory", Message: err.Error()}
+	in.Output, in.outputInline = nil, true
+	in.PendingTasks, in.Runnable = 0, false
+	in.LastUpdated, in.LastPosition = rec.Created, rec.Position
+	x.reorder(in)
+	x.closeEnded(id)
+}
+
+// reorder puts an instance at its due time in the order of due instances,
+// or takes it out; the caller holds the lock.
+func (x *Index) reorder(in *Instance) {
+	at, due := in.Due()
+	old, had := x.dueAt[in.ID]
+	if had && due && old.Equal(at) {
+		return
+	}
+	if had {
+		x.due.Delete(dueEntry{at: old, id: in.ID})
+		delete(x.dueAt, in.ID)
+	}
+	if due {
+		x.due.ReplaceOrInsert(dueEntry{at: at, id: in.ID})
+		x.dueAt[in.ID] = at
+	}
+}
+
+func (x *Index) closeEnded(id string) {
+	if ch, ok := x.ended[id]; ok {
+		close(ch)
+		delete(x.ended, id)
+	}
 }
 
 // applyEvent folds one history event of the record rec; the caller holds
@@ -182,7 +335,7 @@ func (x *Index) applyEvent(id string, ev *orchestration.HistoryEvent, rec *event
 		*in = Instance{
 			ID: id, Name: ev.Name, Version: ev.Version, Status: orchestration.StatusPending,
 			Generation: ev.Generation, Created: rec.Created, StartRevision: rec.Revision,
-			CompletionRevision: NoRevision, CustomStatusRevision: NoRevision,
+			CompletionRevision: NoRevision, CustomStatusRevision: NoRevision, StartAt: ev.FireAt,
 		}
 		in.Input, in.inputInline = inline(ev.Input)
 		if ev.Parent != nil {
@@ -193,6 +346,8 @@ func (x *Index) applyEvent(id string, ev *orchestration.HistoryEvent, rec *event
 		if in.Status == orchestration.StatusPending {
 			in.Status = orchestration.StatusRunning
 		}
+		in.Runnable = false
+		in.NextTimer, in.AwaitedEvents = ev.FireAt, ev.AwaitedEvents
 		if ev.CustomStatus != nil {
 			in.CustomStatusRevision = int64(rec.Revision)
 			in.CustomStatus, in.customInline = inline(ev.CustomStatus)
@@ -216,9 +371,9 @@ func (x *Index) applyEvent(id string, ev *orchestration.HistoryEvent, rec *event
 		in.PendingTasks = 0
 		in.Output, in.outputInline = inline(ev.Result)
 		in.Failure = ev.Failure
-		if ch, ok := x.ended[id]; ok && ev.Status.IsTerminal() {
-			close(ch)
-			delete(x.ended, id)
+		in.NextTimer, in.AwaitedEvents, in.Runnable = time.Time{}, nil, false
+		if ev.Status.IsTerminal() {
+			x.closeEnded(id)
 		}
 	}
 	in.LastUpdated = rec.Created
@@ -311,6 +466,34 @@ func (x *Index) WaitFor(ctx context.Context, position uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// Overdue returns the instances whose due time (see Instance.Due) is
+// before t, earliest first, at most limit of them.
+func (x *Index) Overdue(t time.Time, limit int) []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var ids []string
+	x.due.Ascend(func(e dueEntry) bool {
+		if !e.at.Before(t) || len(ids) >= limit {
+			return false
+		}
+		ids = append(ids, e.id)
+		return true
+	})
+	return ids
+}
+
+// Stopped returns a channel that is closed when the index stops following
+// the store: on an error (see Err) or at Close. Its entries are stale from
+// then on.
+func (x *Index) Stopped() <-chan struct{} { return x.stopped }
+
+// Err returns the error that stopped the index, if one did.
+func (x *Index) Err() error {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.err
 }
 
 // Select returns the IDs of the instances for which keep returns true.

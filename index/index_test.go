@@ -134,3 +134,119 @@ func TestOtherStreams(t *testing.T) {
 		t.Fatalf("%d instances indexed, want 1", n)
 	}
 }
+
+// TestWakeReasons: every running instance has a reason to run again, due
+// ones are found in order of their due time, and an instance with no reason
+// is reported as stranded.
+func TestWakeReasons(t *testing.T) {
+	s := memory.New(memory.Config{})
+	x := open(t, s)
+	t0 := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	started := func(id string) {
+		appendEpisode(t, s, id, H{Kind: orchestration.OrchestratorStarted}, H{Kind: orchestration.ExecutionStarted, Name: "X"})
+	}
+	// Waits for a timer in 3 hours and an event.
+	started("approval")
+	appendEpisode(t, s, "approval", H{Kind: orchestration.TimerCreated, FireAt: t0.Add(3 * time.Hour)},
+		H{Kind: orchestration.OrchestratorCompleted, FireAt: t0.Add(3 * time.Hour), AwaitedEvents: []string{"Approval"}})
+	// Waits for a timer in 1 hour.
+	started("monitor")
+	appendEpisode(t, s, "monitor", H{Kind: orchestration.OrchestratorCompleted, FireAt: t0.Add(time.Hour)})
+	// Scheduled to start in 2 hours.
+	appendEpisode(t, s, "later", H{Kind: orchestration.ExecutionStarted, Name: "X", FireAt: t0.Add(2 * time.Hour)})
+	// Waits for an activity only.
+	started("chain")
+	appendEpisode(t, s, "chain", H{Kind: orchestration.TaskScheduled, Name: "A"}, H{Kind: orchestration.OrchestratorCompleted})
+	// Continued as new, its first episode not recorded yet: runnable now.
+	started("loop")
+	appendEpisode(t, s, "loop", H{Kind: orchestration.OrchestratorCompleted, AwaitedEvents: []string{"go"}})
+	appendEpisode(t, s, "loop", H{Kind: orchestration.OrchestratorStarted}, H{Kind: orchestration.ExecutionCompleted, Status: orchestration.StatusContinuedAsNew})
+	appendEpisode(t, s, "loop", H{Kind: orchestration.OrchestratorStarted}, H{Kind: orchestration.ExecutionStarted, Name: "X", Generation: 1})
+	// Recorded an episode that waits for nothing: a bug the index reveals.
+	started("lost")
+	res := appendEpisode(t, s, "lost", H{Kind: orchestration.OrchestratorCompleted})
+	if err := x.WaitFor(ctx(t), res.Position); err != nil {
+		t.Fatal(err)
+	}
+	loop, _ := x.Get("loop")
+	for _, c := range []struct {
+		at   time.Time
+		want []string
+	}{
+		{t0, []string{"loop"}},
+		{t0.Add(time.Hour + 1), []string{"loop", "monitor"}},
+		{t0.Add(4 * time.Hour), []string{"loop", "monitor", "later", "approval"}},
+	} {
+		if loop.LastUpdated.After(c.at) {
+			c.at = loop.LastUpdated.Add(time.Nanosecond)
+		}
+		if got := x.Overdue(c.at, 10); strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Fatalf("overdue before %s: %v, want %v", c.at, got, c.want)
+		}
+	}
+	if got := x.Overdue(t0.Add(4*time.Hour), 2); len(got) != 2 {
+		t.Fatalf("limit 2 gave %v", got)
+	}
+	stranded := x.Select((*index.Instance).Stranded)
+	if len(stranded) != 1 || stranded[0] != "lost" {
+		t.Fatalf("stranded: %v", stranded)
+	}
+	a, _ := x.Get("approval")
+	if got := a.WaitsFor(); !strings.Contains(got, "events Approval") || !strings.Contains(got, "timer at 2027-01-01T03:00:00Z") {
+		t.Fatalf("approval waits for %q", got)
+	}
+
+	// The timer fires and the approval comes: not due any more.
+	res = appendEpisode(t, s, "approval", H{Kind: orchestration.OrchestratorStarted}, H{Kind: orchestration.TimerFired},
+		H{Kind: orchestration.ExecutionCompleted, Status: orchestration.StatusCompleted}, H{Kind: orchestration.OrchestratorCompleted})
+	if err := x.WaitFor(ctx(t), res.Position); err != nil {
+		t.Fatal(err)
+	}
+	if got := x.Overdue(t0.Add(4*time.Hour), 10); strings.Contains(strings.Join(got, " "), "approval") {
+		t.Fatalf("a completed instance is still due: %v", got)
+	}
+}
+
+// TestCorruptRecord: a record that cannot be decoded fails its instance in
+// the index, with the reason, and the index goes on with the others.
+func TestCorruptRecord(t *testing.T) {
+	s := memory.New(memory.Config{})
+	appendEpisode(t, s, "bad", H{Kind: orchestration.OrchestratorStarted}, H{Kind: orchestration.ExecutionStarted, Name: "X"})
+	if _, err := s.Append(context.Background(), history.StreamName("bad"), eventstore.Any,
+		eventstore.EventData{ID: uuid.New(), Type: history.EpisodeType, Data: []byte{0xff, 0xff, 0xff}}); err != nil {
+		t.Fatal(err)
+	}
+	x := open(t, s)
+	ended := x.Ended("bad")
+	res := appendEpisode(t, s, "good", H{Kind: orchestration.OrchestratorStarted}, H{Kind: orchestration.ExecutionStarted, Name: "X"})
+	if err := x.WaitFor(ctx(t), res.Position); err != nil {
+		t.Fatalf("the index stopped at the corrupt record: %v", err)
+	}
+	bad, _ := x.Get("bad")
+	if bad.Status != orchestration.StatusFailed || bad.Failure == nil || !strings.Contains(bad.Failure.Message, "corrupt") {
+		t.Fatalf("the instance with a corrupt record: %+v", bad)
+	}
+	select {
+	case <-ended:
+	default:
+		t.Fatal("waiting for the failed instance does not end")
+	}
+	if good, ok := x.Get("good"); !ok || good.Status != orchestration.StatusRunning {
+		t.Fatalf("the next instance: %+v", good)
+	}
+}
+
+// TestStopped: Stopped is closed when the index stops following the store.
+func TestStopped(t *testing.T) {
+	x, err := index.Open(context.Background(), memory.New(memory.Config{}), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-x.Stopped():
+		t.Fatal("stopped while it follows")
+	default:
+	}
+	x.Close()
+	<-x.Stopped()
+}
