@@ -119,6 +119,10 @@ func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {
 			return i.confirm(ev, index)
 		}
 	case ExecutionCompleted:
+		if stored && IsRejection(ev) {
+			i.endRejected(ev)
+			return nil
+		}
 		if stored {
 			return i.confirmCompletion(ev, index)
 		}

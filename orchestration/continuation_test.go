@@ -242,3 +242,56 @@ func TestWaitingIsRecorded(t *testing.T) {
 		t.Fatalf("a completed instance waits for timer %s and events %v", oc.FireAt, oc.AwaitedEvents)
 	}
 }
+
+// TestRejectedEpisode: an instance whose episode the store refused records a
+// rejection instead; replaying that history fails the instance where it
+// stands, with the reason, and runs none of the rejected decisions.
+func TestRejectedEpisode(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	orchestration.Register(reg, "Big", func(ctx *orchestration.Context, n int) (int, error) {
+		if _, err := orchestration.WaitForEvent[int](ctx, "go").Await(); err != nil {
+			return 0, err
+		}
+		var tasks []orchestration.Awaitable
+		for range n {
+			tasks = append(tasks, ctx.CallActivity("A", nil))
+		}
+		return n, ctx.WhenAll(tasks...).Await(nil)
+	})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	es := H{Kind: orchestration.ExecutionStarted, Name: "Big", InstanceID: "b", Input: []byte("3")}
+	for _, c := range []struct {
+		name    string
+		history func() []H
+	}{
+		{"later episode", func() []H {
+			inst := orchestration.NewInstance(reg, orchestration.Options{})
+			defer inst.Close()
+			first, _ := inst.Step(now, es)
+			// The episode of the event, with its three activities, was refused.
+			return append(first.Events, orchestration.RejectionEpisode(now.Add(time.Second), nil, "too large")...)
+		}},
+		{"first episode", func() []H {
+			return orchestration.RejectionEpisode(now, &es, "too large")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			inst := orchestration.NewInstance(reg, orchestration.Options{})
+			defer inst.Close()
+			ep, err := inst.Replay(c.history())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, failure := inst.Output()
+			if inst.Status() != orchestration.StatusFailed || failure == nil || failure.ErrorType != orchestration.ErrorTypeEpisodeRejected || failure.Message != "too large" {
+				t.Fatalf("status %s, failure %v", inst.Status(), failure)
+			}
+			if len(ep.Events) != 0 || len(inst.Pending()) != 0 {
+				t.Fatalf("the replay decided %v and left %v pending", ep.Events, inst.Pending())
+			}
+			if _, err := inst.Step(now.Add(time.Minute), H{Kind: orchestration.EventRaised, Name: "go", RequestID: "x"}); err == nil {
+				t.Fatal("a rejected instance took another episode")
+			}
+		})
+	}
+}

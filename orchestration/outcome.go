@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
+	"time"
 )
 
 // await runs the instance until t completes. It is called on the
@@ -166,6 +167,49 @@ func (i *Instance) removeCompletion() {
 			i.length--
 			return
 		}
+	}
+}
+
+// ErrorTypeEpisodeRejected is the ErrorType of the failure that ends an
+// instance whose episode the event store refused for good (an episode
+// larger than the store's event size limit, say): the decisions of that
+// episode were never recorded, so the runtime records this failure in
+// their place, and a replay ends the instance where the recorded history
+// stops.
+const ErrorTypeEpisodeRejected = "EpisodeRejected"
+
+// RejectionEpisode returns the events a runtime records in place of an
+// episode the store refused for good: the instance fails with reason. start
+// is the rejected episode's ExecutionStarted when it held one (the first
+// episode of an instance or of a restart), so that the instance exists and
+// shows the failure.
+func RejectionEpisode(now time.Time, start *HistoryEvent, reason string) []HistoryEvent {
+	events := []HistoryEvent{{Kind: OrchestratorStarted, Timestamp: now}}
+	if start != nil {
+		es := *start
+		es.Timestamp = now
+		events = append(events, es)
+	}
+	return append(events,
+		HistoryEvent{Kind: ExecutionCompleted, Timestamp: now, Status: StatusFailed,
+			Failure: &FailureDetails{ErrorType: ErrorTypeEpisodeRejected, Message: reason, NonRetriable: true}},
+		HistoryEvent{Kind: OrchestratorCompleted, Timestamp: now})
+}
+
+// IsRejection reports whether ev is the completion RejectionEpisode records.
+func IsRejection(ev *HistoryEvent) bool {
+	return ev.Kind == ExecutionCompleted && ev.Status == StatusFailed && ev.Failure != nil && ev.Failure.ErrorType == ErrorTypeEpisodeRejected
+}
+
+// endRejected applies a recorded rejection: the instance fails where it
+// stands, and its code, if running, is unwound.
+func (i *Instance) endRejected(ev *HistoryEvent) {
+	i.clearPending()
+	i.completion = nil
+	i.completed = true
+	i.status, i.result, i.failure = StatusFailed, nil, ev.Failure
+	if i.fnState == fnAlive {
+		i.aborting = true
 	}
 }
 
