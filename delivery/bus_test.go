@@ -80,19 +80,26 @@ func TestHandlerErrorRedeliversThenPoisons(t *testing.T) {
 		cfg.MaxDeliveries = 3
 		b := open(t, cfg)
 
+		// Errors that may pass are retried past MaxDeliveries; the fifth
+		// call's Permanent error moves the message aside at once.
 		var calls atomic.Int32
 		rec := newRecorder(func(d delivery) error {
 			if d.msg.ID != "bad" {
 				return nil
 			}
-			return fmt.Errorf("grain refused, call %d", calls.Add(1))
+			n := calls.Add(1)
+			err := fmt.Errorf("grain refused, call %d", n)
+			if n == 5 {
+				return Permanent(err)
+			}
+			return err
 		})
 		stop := run(t, b, rec.handle)
 		bad := msg("bad")
 		if err := b.Publish(ctx, Events, bad); err != nil {
 			t.Fatalf("Publish: %v", err)
 		}
-		for i := 0; i < cfg.MaxDeliveries; i++ {
+		for i := 0; i < 5; i++ {
 			if d := rec.next(t); d.msg.ID != "bad" {
 				t.Fatalf("delivery %d: got %q, want the failing message again", i+1, d.msg.ID)
 			}
@@ -111,8 +118,8 @@ func TestHandlerErrorRedeliversThenPoisons(t *testing.T) {
 			Seq:      p[0].Seq,
 			Topic:    Events,
 			Message:  bad,
-			Attempts: 3,
-			Error:    "grain refused, call 3",
+			Attempts: 5,
+			Error:    "grain refused, call 5",
 			At:       p[0].At,
 		}
 		if diff := cmp.Diff(want, p[0]); diff != "" {
@@ -129,7 +136,7 @@ func TestHandlerErrorRedeliversThenPoisons(t *testing.T) {
 			t.Errorf("backlog after poisoning = %+v, want empty: the poisoned message was not acked", bl)
 		}
 
-		// It is not delivered again.
+		// It is not delivered again, until it is redriven.
 		rec2 := newRecorder(nil)
 		run(t, b, rec2.handle)
 		if err := b.Publish(ctx, Events, msg("marker")); err != nil {
@@ -140,7 +147,67 @@ func TestHandlerErrorRedeliversThenPoisons(t *testing.T) {
 				t.Errorf("poisoned message delivered again")
 			}
 		}
+		if err := b.Redrive(ctx, p[0].Seq); err != nil {
+			t.Fatalf("Redrive: %v", err)
+		}
+		if d := rec2.next(t); d.msg.ID != "bad" || string(d.msg.Payload) != string(bad.Payload) {
+			t.Fatalf("after the redrive got %+v, want the poisoned message", d.msg)
+		}
+		if left, err := b.Poisoned(ctx, 10); err != nil || len(left) != 0 {
+			t.Fatalf("after the redrive the poison topic holds %+v (%v)", left, err)
+		}
+		if err := b.Redrive(ctx, p[0].Seq); !errors.Is(err, ErrNotPoisoned) {
+			t.Fatalf("a second Redrive: %v, want ErrNotPoisoned", err)
+		}
 	})
+}
+
+func TestHandlerPanicsPoisonAfterMaxDeliveries(t *testing.T) {
+	ctx := context.Background()
+	cfg := Config{Dir: t.TempDir(), Logger: testLogger(t), RetryBackoff: 10 * time.Millisecond, MaxDeliveries: 2}
+	b := open(t, cfg)
+	rec := newRecorder(func(d delivery) error { panic("handler bug") })
+	stop := run(t, b, rec.handle)
+	if err := b.Publish(ctx, Events, msg("p")); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	rec.next(t)
+	rec.next(t)
+	stop()
+	p, err := b.Poisoned(ctx, 10)
+	if err != nil || len(p) != 1 || !strings.Contains(p[0].Error, "handler bug") || p[0].Attempts != 2 {
+		t.Fatalf("Poisoned: %+v, %v", p, err)
+	}
+	if err := b.Discard(ctx, p[0].Seq); err != nil {
+		t.Fatalf("Discard: %v", err)
+	}
+	if err := b.Discard(ctx, p[0].Seq); !errors.Is(err, ErrNotPoisoned) {
+		t.Fatalf("a second Discard: %v, want ErrNotPoisoned", err)
+	}
+}
+
+func TestDeadLetter(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{Dir: t.TempDir(), Logger: testLogger(t)})
+	m := msg("refused")
+	if err := b.DeadLetter(ctx, Events, m, "instance x does not exist"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.Poisoned(ctx, 10)
+	if err != nil || len(p) != 1 {
+		t.Fatalf("Poisoned: %+v, %v", p, err)
+	}
+	if p[0].Topic != Events || p[0].Error != "instance x does not exist" || p[0].Message.ID != m.ID {
+		t.Fatalf("dead letter %+v", p[0])
+	}
+	rec := newRecorder(nil)
+	run(t, b, rec.handle)
+	if err := b.Redrive(ctx, p[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if d := rec.next(t); d.msg.ID != m.ID {
+		t.Fatalf("redriven %+v", d.msg)
+	}
 }
 
 func TestHandlerPanicIsRedelivered(t *testing.T) {

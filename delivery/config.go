@@ -35,8 +35,10 @@ type Config struct {
 	// subject token of letters, digits, '-' and '_'. Default "durable".
 	Prefix string
 
-	// MaxDeliveries is how many failed deliveries a message gets before it is
-	// moved to the poison topic (and acknowledged). Default 5.
+	// MaxDeliveries is how many deliveries a message whose handler panics
+	// gets before it is moved to the poison topic (and acknowledged).
+	// Handler errors do not count: a Permanent one poisons the message at
+	// once, any other is retried for as long as it takes. Default 5.
 	MaxDeliveries int
 
 	// AckWait is how long a delivered message may stay unacknowledged before
@@ -47,7 +49,7 @@ type Config struct {
 
 	// RetryBackoff is the delay before the first redelivery after a handler
 	// error; every further failure doubles it, up to RetryBackoffMax.
-	// Defaults 1s and 1m.
+	// Defaults 1s and 30s.
 	RetryBackoff    time.Duration
 	RetryBackoffMax time.Duration
 
@@ -103,7 +105,7 @@ const (
 	defaultMaxDeliveries   = 5
 	defaultAckWait         = 30 * time.Second
 	defaultRetryBackoff    = time.Second
-	defaultRetryBackoffMax = time.Minute
+	defaultRetryBackoffMax = 30 * time.Second
 	defaultConcurrency     = 8
 	defaultMaxAckPending   = 64
 	defaultDuplicateWindow = 2 * time.Minute

@@ -355,3 +355,87 @@ func (b *Bus) Poisoned(ctx context.Context, limit int) ([]Poisoned, error) {
 	}
 	return out, nil
 }
+
+// DeadLetter keeps m on the poison topic as a message that could not be
+// delivered on topic, with the reason; Poisoned lists it, and Redrive
+// publishes it on topic again. Receivers use it for messages they cannot
+// hand over and must not drop silently.
+func (b *Bus) DeadLetter(ctx context.Context, topic Topic, m Message, reason string) error {
+	if topic != Events && topic != Timers {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
+	}
+	if err := m.validate(); err != nil {
+		return err
+	}
+	done, err := b.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	wm := m.toWatermill()
+	wm.Metadata.Set(reasonPoisonedKey, reason)
+	wm.Metadata.Set(topicPoisonedKey, b.names.subject(topic))
+	ctx, cancel := b.requestContext(ctx)
+	defer cancel()
+	if err := b.publish(ctx, b.names.stream("poison"), []*nats.Msg{encode(b.names.poisonSubject(), wm)}); err != nil {
+		return fmt.Errorf("delivery: keep a dead letter: %w", err)
+	}
+	return nil
+}
+
+// Redrive publishes the poisoned message with sequence number seq on the
+// topic it failed on, to be handled now (a timer fires at once), and takes
+// it off the poison topic. It returns ErrNotPoisoned if seq is not there.
+// The message keeps its ID, so its receiver still drops it if it had it
+// after all; JetStream's duplicate window does not, as the redrive is
+// published under an ID of its own.
+func (b *Bus) Redrive(ctx context.Context, seq uint64) error {
+	done, err := b.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := b.requestContext(ctx)
+	defer cancel()
+	raw, err := b.poison.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("%w: %d", ErrNotPoisoned, seq)
+	}
+	if err != nil {
+		return fmt.Errorf("delivery: read poisoned message %d: %w", seq, err)
+	}
+	p := poisonedFrom(b.names, raw.Sequence, raw.Time, raw.Header, raw.Data)
+	if p.Topic != Events && p.Topic != Timers {
+		return fmt.Errorf("delivery: poisoned message %d names no topic to redrive to", seq)
+	}
+	msg := encode(b.names.subject(p.Topic), p.Message.toWatermill())
+	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.names.streamOf(p.Topic)),
+		jetstream.WithMsgID(fmt.Sprintf("%s redrive %d", p.Message.ID, seq))); err != nil {
+		return fmt.Errorf("delivery: redrive poisoned message %d: %w", seq, err)
+	}
+	return b.deletePoisoned(ctx, seq)
+}
+
+// Discard takes the poisoned message with sequence number seq off the
+// poison topic for good. It returns ErrNotPoisoned if seq is not there.
+func (b *Bus) Discard(ctx context.Context, seq uint64) error {
+	done, err := b.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := b.requestContext(ctx)
+	defer cancel()
+	return b.deletePoisoned(ctx, seq)
+}
+
+func (b *Bus) deletePoisoned(ctx context.Context, seq uint64) error {
+	err := b.poison.DeleteMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+		return fmt.Errorf("%w: %d", ErrNotPoisoned, seq)
+	}
+	if err != nil {
+		return fmt.Errorf("delivery: remove poisoned message %d: %w", seq, err)
+	}
+	return nil
+}

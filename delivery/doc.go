@@ -35,15 +35,20 @@
 // Delivery is at least once. A handler that returns nil acknowledges the
 // message and it is not delivered again, across restarts. A handler that
 // returns an error or panics is called again after a backoff
-// (Config.RetryBackoff, doubling up to Config.RetryBackoffMax); when delivery
-// number Config.MaxDeliveries fails as well, the message is moved to the
-// poison topic with the last error, acknowledged, and listed by
-// Bus.Poisoned. A message can still arrive twice: after a crash between the
-// handler's work and the ack, or when a handler outlives Config.AckWait. So
-// the receiver drops duplicates by Message.ID, as the engine's invariant
-// "every input carries an ID and the receiver drops duplicates" requires.
-// JetStream also drops a second Publish of the same ID within
-// Config.DuplicateWindow.
+// (Config.RetryBackoff, doubling up to Config.RetryBackoffMax), for as long
+// as it takes: a failure that may pass (the grain's store is down) never
+// moves a message aside, because a durable timer must not die in a queue
+// nobody reads. Only a message that can never be handled goes to the poison
+// topic: its handler returned a Permanent error, it cannot be decoded, or
+// its handler panicked on Config.MaxDeliveries deliveries. It is kept there
+// with the reason, acknowledged, listed by Bus.Poisoned, and Bus.Redrive
+// publishes it again or Bus.Discard drops it. Bus.DeadLetter puts a message
+// there directly, for a receiver that cannot hand it over. A message can
+// still arrive twice: after a crash between the handler's work and the ack,
+// or when a handler outlives Config.AckWait. So the receiver drops
+// duplicates by Message.ID, as the engine's invariant "every input carries
+// an ID and the receiver drops duplicates" requires. JetStream also drops a
+// second Publish of the same ID within Config.DuplicateWindow.
 //
 // Order is not guaranteed, not even per grain: Run handles up to
 // Config.Concurrency messages of a topic at once, several Runs share the
@@ -93,8 +98,9 @@
 // # Watermill and nats.go
 //
 // Run goes through Watermill: a Watermill router whose handlers read a
-// watermill-nats subscriber bound to the durable consumers, with middleware
-// for the poison queue, the last-attempt decision and panics. A Message maps
+// watermill-nats subscriber bound to the durable consumers, with Watermill's
+// PoisonQueue and Recoverer middleware and our own decision of when a
+// failure is final. A Message maps
 // onto a Watermill message as UUID = ID, metadata Durable-Kind,
 // Durable-Identity and Durable-Type, payload = Payload; on the wire that is
 // the watermill-nats header convention.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 )
 
@@ -18,9 +18,11 @@ import (
 //
 // h returning nil acknowledges the message. An error (or a panic) nacks it:
 // JetStream delivers it again after Config.RetryBackoff, doubling per failure
-// up to Config.RetryBackoffMax. When delivery number Config.MaxDeliveries
-// fails too, the message is published to the poison topic with the error's
-// text and acknowledged; Poisoned lists it.
+// up to Config.RetryBackoffMax, for as long as it takes. An error marked
+// Permanent, a message that cannot be decoded, and a handler that panics on
+// Config.MaxDeliveries deliveries move the message to the poison topic, with
+// the error's text, and acknowledge it; Poisoned lists it, Redrive and
+// Discard take it off.
 //
 // Delivery is at least once: a message may come again after a crash, after
 // an ack that did not reach the server, or when a handler runs longer than
@@ -122,16 +124,18 @@ func (b *Bus) Run(ctx context.Context, h Handler) error {
 // watermill-nats subscriber in JetStream mode bound to the consumers that
 // Open created, and this middleware chain, outermost first:
 //
-//	poisonQueue   publishes a message whose final delivery failed to the
-//	              poison topic and turns the failure into success (ack)
-//	finalAttempt  marks an error as final when it comes from delivery
-//	              number MaxDeliveries, or from a message we cannot decode
-//	recoverer     turns a handler panic into an error
+//	PoisonQueue   (Watermill's) publishes a message whose failure is final
+//	              to the poison topic and turns the failure into success (ack)
+//	finalAttempt  decides when a failure is final: a Permanent error, a
+//	              message we cannot decode, or a handler that panicked
+//	              MaxDeliveries times
+//	Recoverer     (Watermill's) turns a handler panic into an error
 //
-// Watermill's own middleware package has a PoisonQueue and a Recoverer, but
-// importing it pulls in modules this repository does not require
-// (cenkalti/backoff, sony/gobreaker, for its Retry and CircuitBreaker), so
-// the two are written here, keeping Watermill's metadata keys.
+// Watermill's Retry middleware is not used: it retries inside one delivery,
+// holding the message (and its AckWait) for as long as the retries last,
+// whereas a failure here may last as long as a store outage. A nack with a
+// growing delay (NakDelay, see backoff) lets JetStream keep the message and
+// deliver it again, for as long as it takes.
 func (b *Bus) newRouter(nc *nats.Conn, h Handler) (*message.Router, error) {
 	n := b.names
 	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
@@ -164,8 +168,14 @@ func (b *Bus) newRouter(nc *nats.Conn, h Handler) (*message.Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delivery: watermill router: %w", err)
 	}
-
-	router.AddMiddleware(poisonQueue(b.publishPoison), b.finalAttempt, recoverer)
+	poison, err := middleware.PoisonQueueWithFilter(poisonPublisher{b}, n.poisonSubject(), func(err error) bool {
+		var final *finalError
+		return errors.As(err, &final)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: poison queue: %w", err)
+	}
+	router.AddMiddleware(poison, b.finalAttempt, middleware.Recoverer)
 
 	for _, t := range []Topic{Events, Timers} {
 		router.AddConsumerHandler("durable-"+string(t), n.subject(t), sub, handlerFunc(t, h))
@@ -184,17 +194,20 @@ func handlerFunc(t Topic, h Handler) message.NoPublishHandlerFunc {
 	}
 }
 
-// finalError marks the error of a message's last allowed delivery. Its text is
-// the handler's, which is what the poison queue records.
+// finalError marks the error of a message's last delivery. Its text is the
+// handler's, which is what the poison queue records.
 type finalError struct{ err error }
 
 func (e *finalError) Error() string { return e.err.Error() }
 func (e *finalError) Unwrap() error { return e.err }
 
-// finalAttempt is the middleware that decides when a failure is final.
-// JetStream counts deliveries (NumDelivered, recorded by codec.Unmarshal), so
-// a delivery that ended without a handler error (an ack lost in a crash, an
-// AckWait expiry) counts too.
+// finalAttempt is the middleware that decides when a failure is final. A
+// message is given up only when no delivery can ever succeed: the handler
+// said so (Permanent), the message cannot be decoded, or the handler
+// panicked on MaxDeliveries deliveries (JetStream counts them, recorded by
+// codec.Unmarshal). Every other failure is delivered again, however many
+// times it takes, so an outage of the handler's dependencies delays a
+// message but never moves it aside.
 func (b *Bus) finalAttempt(next message.HandlerFunc) message.HandlerFunc {
 	return func(wm *message.Message) ([]*message.Message, error) {
 		out, err := next(wm)
@@ -204,19 +217,19 @@ func (b *Bus) finalAttempt(next message.HandlerFunc) message.HandlerFunc {
 		if wm.Context().Err() != nil {
 			// The handler's ctx was cancelled: Run stopped past its
 			// ShutdownTimeout, or watermill-nats stopped waiting after
-			// AckWait. Not the message's fault, so this failure must not
-			// move it to the poison topic.
+			// AckWait. Not the message's fault.
 			return nil, err
 		}
 		attempt := attemptOf(wm)
 		topic := message.SubscribeTopicFromCtx(wm.Context())
-		if errors.Is(err, ErrInvalidMessage) || attempt >= b.cfg.MaxDeliveries {
-			b.log.Error("delivery failed for the last time; moving the message to the poison topic",
+		var panicked middleware.RecoveredPanicError
+		if errors.Is(err, ErrInvalidMessage) || IsPermanent(err) || errors.As(err, &panicked) && attempt >= b.cfg.MaxDeliveries {
+			b.log.Error("a message cannot be handled; moving it to the poison topic",
 				"subject", topic, "id", wm.UUID, "attempt", attempt, "error", err)
 			return nil, &finalError{err: err}
 		}
 		b.log.Warn("delivery failed; will retry",
-			"subject", topic, "id", wm.UUID, "attempt", attempt, "max", b.cfg.MaxDeliveries,
+			"subject", topic, "id", wm.UUID, "attempt", attempt,
 			"retry_in", backoff{b.cfg.RetryBackoff, b.cfg.RetryBackoffMax}.WaitTime(uint64(attempt)), "error", err)
 		return nil, err
 	}
@@ -240,42 +253,21 @@ func (d backoff) WaitTime(delivered uint64) time.Duration {
 // Metadata keys of a poisoned message, as Watermill's PoisonQueue middleware
 // names them.
 const (
-	reasonPoisonedKey = "reason_poisoned"
-	topicPoisonedKey  = "topic_poisoned"
+	reasonPoisonedKey = middleware.ReasonForPoisonedKey
+	topicPoisonedKey  = middleware.PoisonedTopicKey
 )
 
-// poisonQueue publishes a message whose handler failed with a finalError to
-// the poison topic, with the error text and the subject it failed on, and
-// then reports success, so the router acks it. If that publish fails the
-// message is nacked and comes again.
-func poisonQueue(publish func(*message.Message) error) message.HandlerMiddleware {
-	return func(next message.HandlerFunc) message.HandlerFunc {
-		return func(wm *message.Message) ([]*message.Message, error) {
-			out, err := next(wm)
-			var final *finalError
-			if err == nil || !errors.As(err, &final) {
-				return out, err
-			}
-			wm.Metadata.Set(reasonPoisonedKey, err.Error())
-			wm.Metadata.Set(topicPoisonedKey, message.SubscribeTopicFromCtx(wm.Context()))
-			if perr := publish(wm); perr != nil {
-				return nil, errors.Join(err, fmt.Errorf("delivery: publish to poison topic: %w", perr))
-			}
-			return nil, nil
+// poisonPublisher is the message.Publisher the PoisonQueue middleware
+// publishes to: the poison stream, with our codec and message IDs.
+type poisonPublisher struct{ b *Bus }
+
+func (p poisonPublisher) Publish(_ string, msgs ...*message.Message) error {
+	for _, wm := range msgs {
+		if err := p.b.publishPoison(wm); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
-// recoverer turns a panic in the handler into an error with the stack, so a
-// panicking handler counts towards MaxDeliveries like a failing one (the
-// router's own recover only nacks).
-func recoverer(next message.HandlerFunc) message.HandlerFunc {
-	return func(wm *message.Message) (out []*message.Message, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("delivery: handler panicked: %v\n%s", r, debug.Stack())
-			}
-		}()
-		return next(wm)
-	}
-}
+func (poisonPublisher) Close() error { return nil }
