@@ -38,6 +38,12 @@ var (
 	// (activation) request was refused by the owning member. Request retries it.
 	ErrActivation = errors.New("cluster: grain activation failed")
 
+	// ErrUnavailable is the failure of an attempt whose grain answered with
+	// a google.rpc.Status of code Unavailable: that activation cannot serve
+	// now (it is stopping, say). Request retries it against a fresh
+	// activation; it only reaches the caller as RequestError.Last.
+	ErrUnavailable = errors.New("cluster: grain activation unavailable")
+
 	// ErrBadReply means the grain replied with something that is not a
 	// protobuf message (or with nil). It is a bug in the grain, so it is not
 	// retried.
@@ -90,7 +96,9 @@ func (e *RequestError) Unwrap() []error {
 // error: it replied with a google.rpc.Status message (the gRPC convention;
 // build one with status.New(code, msg).Proto() or ErrorReply). The call
 // reached the grain and was handled, so it is not retried: what to do about
-// it is the caller's business.
+// it is the caller's business. The one exception is codes.Unavailable, the
+// grain's way of saying "not this activation, not now": Request retries it
+// (see ErrUnavailable).
 type GrainError struct {
 	Kind     string
 	Identity string

@@ -29,9 +29,9 @@ const (
 // active.
 //
 // Each attempt (placement, then the call) is bounded by Config.RequestTimeout;
-// an attempt that times out or reaches an activation that is gone (the grain
-// passivated, its member left) is retried against a fresh placement until
-// ctx ends. Retrying means a grain may receive the same message more than
+// an attempt that times out, reaches an activation that is gone (the grain
+// passivated, its member left) or is answered Unavailable is retried against
+// a fresh placement until ctx ends. Retrying means a grain may receive the same message more than
 // once, for example when it replied too late: grains must deduplicate by a
 // message ID, as durable's grains do (invariant 4).
 //
@@ -115,7 +115,7 @@ func (c *Cluster) retry(ctx context.Context, kind, identity string, attempt func
 }
 
 func transient(err error) bool {
-	return errors.Is(err, ErrTimeout) || errors.Is(err, ErrDeadLetter) || errors.Is(err, ErrActivation)
+	return errors.Is(err, ErrTimeout) || errors.Is(err, ErrDeadLetter) || errors.Is(err, ErrActivation) || errors.Is(err, ErrUnavailable)
 }
 
 // wait sleeps for d unless ctx ends or Stop begins first.
@@ -139,11 +139,19 @@ func (c *Cluster) call(ctx context.Context, kind, identity string, msg proto.Mes
 		return nil, err
 	}
 	reply, err := c.roundTrip(ctx, pid, msg)
-	if errors.Is(err, ErrTimeout) || errors.Is(err, ErrDeadLetter) {
+	if st, ok := reply.(*spb.Status); ok && err == nil && codes.Code(st.GetCode()) == codes.Unavailable {
+		err = fmt.Errorf("%w: %s", ErrUnavailable, st.GetMessage())
+	}
+	if errors.Is(err, ErrTimeout) || errors.Is(err, ErrDeadLetter) || errors.Is(err, ErrUnavailable) {
 		// Forget this activation: the next attempt asks the owner again,
 		// which either confirms it (a slow grain) or places it anew (it
 		// passivated, or its member is gone).
 		c.member.PidCache.RemoveByValue(identity, kind, pid)
+		if c.local != nil && !errors.Is(err, ErrTimeout) {
+			// A stopping activation is forgotten only once it has stopped;
+			// the next attempt must not find it again meanwhile.
+			c.local.RemovePid(protocluster.NewClusterIdentity(identity, kind), pid)
+		}
 	}
 	return reply, err
 }
