@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/durableactor/durable/actors"
-	"github.com/durableactor/durable/delivery"
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/index"
 	"github.com/durableactor/durable/internal/grainpb"
@@ -304,7 +303,10 @@ func (c *Client) Wait(ctx context.Context, id string) (*Status, error) {
 }
 
 // RaiseEvent sends an external event to a running instance. It returns
-// once the event is durably queued; the instance records it shortly after.
+// once the instance has recorded the event, so events one client raises one
+// after another are received in that order. Raising an event to an
+// instance that does not exist is ErrInstanceNotFound, to one that has
+// ended ErrInstanceNotRunning.
 func (c *Client) RaiseEvent(ctx context.Context, id, name string, payload any) error {
 	if name == "" {
 		return errors.New("durable: event name is empty")
@@ -313,11 +315,12 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name string, payload any) e
 	if err != nil {
 		return err
 	}
-	return c.send(ctx, id, "EventRaised", orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: name, Input: data})
+	return c.send(ctx, id, orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: name, Input: data})
 }
 
 // Terminate ends a running instance at its next episode; its output is the
-// reason.
+// reason. Like every control request it returns once the instance has
+// recorded it, so requests made one after another take effect in order.
 func (c *Client) Terminate(ctx context.Context, id, reason string) error {
 	return c.control(ctx, id, orchestration.ExecutionTerminated, reason)
 }
@@ -340,27 +343,19 @@ func (c *Client) control(ctx context.Context, id string, kind orchestration.Even
 			return err
 		}
 	}
-	return c.send(ctx, id, kind.String(), orchestration.HistoryEvent{Kind: kind, Input: data})
+	return c.send(ctx, id, orchestration.HistoryEvent{Kind: kind, Input: data})
 }
 
-// send publishes an input for a running instance on the message bus.
-func (c *Client) send(ctx context.Context, id, typ string, ev orchestration.HistoryEvent) error {
-	if c.e.isStopped() {
-		return ErrStopped
-	}
-	in, err := c.instance(ctx, id)
-	if err != nil {
+// send hands an input to a running instance through the cluster and
+// returns once the instance has recorded it (ack after persist). The
+// request ID makes the cluster's retries of the same request one input.
+func (c *Client) send(ctx context.Context, id string, ev orchestration.HistoryEvent) error {
+	if err := ValidateInstanceID(id); err != nil {
 		return err
-	}
-	if in.Status.IsTerminal() {
-		return fmt.Errorf("%w: %q is %s", ErrInstanceNotRunning, id, in.Status)
 	}
 	ev.RequestID = uuid.NewString()
-	msg, err := actors.DeliverMessage(ev.RequestID, id, typ, ev)
-	if err != nil {
-		return err
-	}
-	return c.e.bus.Publish(ctx, delivery.Events, msg)
+	_, err := c.call(ctx, id, actors.DeliverMessage(ev))
+	return err
 }
 
 // History returns an instance's recorded history (of its current

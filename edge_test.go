@@ -318,16 +318,18 @@ func TestEventDuringOptimisticStartIsKept(t *testing.T) {
 		startErr <- err
 	}()
 	<-blocked
-	if err := c.RaiseEvent(ctx, "x", "go", "v"); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the event's delivery has reached the grain and is waiting
-	// there for the optimistic Start to settle: the cluster retries it after
-	// its request timeout.
+	raiseErr := make(chan error, 1)
+	go func() { raiseErr <- c.RaiseEvent(ctx, "x", "go", "v") }()
+	// Wait until the event has reached the grain and is waiting there for
+	// the optimistic Start to settle: the cluster retries it after its
+	// request timeout.
 	eventually(t, func() bool { return logs.count("grain call attempt failed", "identity=x") > 0 })
 	close(release)
 	if err := <-startErr; !errors.Is(err, durable.ErrInstanceExists) {
 		t.Fatalf("conflicting start: %v", err)
+	}
+	if err := <-raiseErr; err != nil {
+		t.Fatalf("the event raised during the optimistic Start: %v", err)
 	}
 	st, err := c.Wait(ctxFor(t, 15*time.Second), "x")
 	if err != nil {
@@ -385,14 +387,15 @@ func TestDuplicateDeliveryInOneBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-blocked
-	if err := c.RaiseEvent(ctx, "dup", "go", "one"); err != nil {
-		t.Fatal(err)
-	}
+	raiseErr := make(chan error, 1)
+	go func() { raiseErr <- c.RaiseEvent(ctx, "dup", "go", "one") }()
 	// The second attempt failed: its copy reached the grain's mailbox
 	// before the append is released below.
 	eventually(t, func() bool { return logs.count("grain call attempt failed", "identity=dup", "attempt=2") > 0 })
 	close(release)
-	eventually(t, func() bool { return containsKind(mustHistory(t, c, "dup"), orchestration.EventRaised) })
+	if err := <-raiseErr; err != nil {
+		t.Fatal(err)
+	}
 	if err := c.RaiseEvent(ctx, "dup", "go", "two"); err != nil && !errors.Is(err, durable.ErrInstanceNotRunning) {
 		t.Fatal(err)
 	}

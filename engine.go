@@ -3,13 +3,9 @@ package durable
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +17,7 @@ import (
 	"github.com/durableactor/durable/index"
 	"github.com/durableactor/durable/internal/grainpb"
 	"github.com/durableactor/durable/orchestration"
+	"github.com/durableactor/durable/recovery"
 )
 
 // Config configures an Engine. Only Dir and Registry are required; the
@@ -57,6 +54,18 @@ type Config struct {
 	Orchestration orchestration.Options
 	// Clock gives the time of episodes; time.Now when nil.
 	Clock func() time.Time
+
+	// seams lets the engine's own fault tests wrap its parts.
+	seams seams
+}
+
+// seams wrap the engine's parts where its fault tests inject failures: the
+// handler of bus messages (lost and repeated acknowledgements) and the bus
+// the grains schedule timers on (lost schedules). The store is wrapped
+// through Config.Store.
+type seams struct {
+	handler func(delivery.Handler) delivery.Handler
+	bus     func(actors.Bus) actors.Bus
 }
 
 func (c *Config) validate() error {
@@ -99,17 +108,14 @@ type Engine struct {
 	cluster   *cluster.Cluster
 	runtime   *actors.Runtime
 	index     *index.Index
+	recovery  *recovery.Recovery
 	client    *Client
-	// checkpoint is the acted-on checkpoint read at Open.
-	checkpoint uint64
 
-	mu       sync.Mutex
-	started  bool
-	stopped  bool
-	stopBus  context.CancelFunc
-	busDone  chan error
-	stopLoop context.CancelFunc
-	loopDone chan struct{}
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	stopBus context.CancelFunc
+	busDone chan error
 }
 
 // Open opens the engine's parts and rebuilds its index; Start makes it run.
@@ -137,26 +143,29 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.index, err = index.Open(ctx, e.store, cfg.Logger); err != nil {
 		return fail(err)
 	}
+	e.recovery, err = recovery.Open(ctx, recovery.Config{
+		Store: e.store, Index: e.index, Wake: e.wake, Logger: cfg.Logger, Clock: cfg.Clock,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	var grainBus actors.Bus = bus
+	if cfg.seams.bus != nil {
+		grainBus = cfg.seams.bus(grainBus)
+	}
 	e.runtime = actors.NewRuntime(actors.Config{
 		Store:                   e.store,
 		Orchestrators:           cfg.Registry.Orchestrators(),
 		Activities:              cfg.Registry,
 		Executor:                cfg.Orchestration,
-		Bus:                     bus,
+		Bus:                     grainBus,
+		Recovery:                e.recovery,
 		Logger:                  cfg.Logger,
 		Clock:                   cfg.Clock,
 		IdleTimeout:             cfg.IdleTimeout,
 		MaxConcurrentActivities: cfg.MaxConcurrentActivities,
 		LocalTimers:             time.Second,
 	})
-	// Records after the checkpoint, up to the end of the log now, may hold
-	// decisions a crash kept from the bus; grains that load them act again.
-	e.checkpoint = e.readCheckpoint()
-	end, err := e.runtime.LastPosition(ctx)
-	if err != nil {
-		return fail(err)
-	}
-	e.runtime.SetRecoveryWindow(e.checkpoint, end)
 	e.cluster, err = cluster.Start(ctx, cluster.Config{Logger: cfg.Logger},
 		cluster.Kind{Name: actors.Kind, Props: e.runtime.Props()})
 	if err != nil {
@@ -182,12 +191,21 @@ func (e *Engine) ActiveInstances() int {
 	return 0
 }
 
+// Stranded returns the instances that have neither ended nor anything to
+// wait for that would make them run again (see package recovery). It is
+// empty unless durable has a bug: every running instance waits for work in
+// flight, a timer, an event or a Resume. The engine reports and wakes
+// stranded instances by itself; tests check it after every fault.
+func (e *Engine) Stranded() []string { return e.recovery.Stranded() }
+
 // Client returns the engine's client.
 func (e *Engine) Client() *Client { return e.client }
 
-// Start wakes the instances that a crash may have left with work in flight
-// and starts consuming messages (raised events, control requests, fired
-// timers).
+// Start wakes, in the background, the instances that a crash may have
+// left with work nobody resumes (see package recovery), and starts
+// consuming the message bus (fired timers, redriven dead letters). One
+// instance that cannot be loaded does not keep the engine from starting:
+// recovery retries it, or it shows as failed.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -197,130 +215,29 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.started {
 		return nil
 	}
-	if err := e.recover(ctx); err != nil {
-		return err
+	e.recovery.Start()
+	handler := delivery.Handler(e.runtime.HandleMessage)
+	if e.cfg.seams.handler != nil {
+		handler = e.cfg.seams.handler(handler)
 	}
 	busCtx, stopBus := context.WithCancel(context.Background())
 	e.stopBus, e.busDone = stopBus, make(chan error, 1)
-	go func() { e.busDone <- e.bus.Run(busCtx, e.runtime.HandleMessage) }()
-	loopCtx, stopLoop := context.WithCancel(context.Background())
-	e.stopLoop, e.loopDone = stopLoop, make(chan struct{})
-	go e.checkpointLoop(loopCtx)
+	go func() { e.busDone <- e.bus.Run(busCtx, handler) }()
 	e.started = true
 	return nil
 }
 
-// checkpointFile holds the position up to which every recorded decision
-// has been carried out.
-func (e *Engine) checkpointFile() string { return filepath.Join(e.cfg.Dir, "acted-checkpoint") }
-
-func (e *Engine) readCheckpoint() uint64 {
-	data, err := os.ReadFile(e.checkpointFile())
-	if err != nil {
-		return 0
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
-	if err != nil {
-		e.cfg.Logger.Warn("ignoring an unreadable checkpoint", "file", e.checkpointFile(), "error", err)
-		return 0
-	}
-	return n
-}
-
-// writeCheckpoint replaces the checkpoint file atomically and durably.
-func (e *Engine) writeCheckpoint(position uint64) error {
-	tmp := e.checkpointFile() + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+// wake activates an instance so that it issues its work in flight again;
+// recovery calls it, and retries when it returns an error.
+func (e *Engine) wake(ctx context.Context, id string) error {
+	_, err := e.cluster.Request(ctx, actors.Kind, id, &grainpb.Wake{})
+	if actors.Retriable(err) {
 		return err
 	}
-	_, err = fmt.Fprintf(f, "%d\n", position)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		return err
+		e.cfg.Logger.Debug("an instance refused to wake", "instance", id, "reason", err)
 	}
-	return os.Rename(tmp, e.checkpointFile())
-}
-
-// checkpointLoop records, every second, how far decisions have been acted
-// on, so a restart after a crash wakes only the instances written since.
-func (e *Engine) checkpointLoop(ctx context.Context) {
-	defer close(e.loopDone)
-	last := e.checkpoint
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		p, err := e.runtime.Checkpoint(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				e.cfg.Logger.Warn("checkpoint failed", "error", err)
-			}
-			continue
-		}
-		if p != last {
-			if err := e.writeCheckpoint(p); err != nil {
-				e.cfg.Logger.Warn("writing the checkpoint failed", "error", err)
-				continue
-			}
-			last = p
-		}
-	}
-}
-
-// recover wakes every instance that may have work nobody will resume: a
-// running one's activity or sub-orchestration without an outcome, or
-// decisions recorded after the last checkpoint (timers or events a crash
-// may have kept from the bus; a finished instance's last episode may have
-// sent events too). Instances that only wait for a timer or event
-// scheduled earlier are woken by that message.
-func (e *Engine) recover(ctx context.Context) error {
-	checkpoint := e.checkpoint
-	ids := e.index.Select(func(in *index.Instance) bool {
-		return in.LastPosition > checkpoint || (!in.Status.IsTerminal() && in.PendingTasks > 0)
-	})
-	if len(ids) == 0 {
-		return nil
-	}
-	e.cfg.Logger.Info("waking instances with work in flight", "instances", len(ids), "checkpoint", checkpoint)
-	work := make(chan string)
-	errs := make(chan error, len(ids))
-	var wg sync.WaitGroup
-	for range min(16, len(ids)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range work {
-				if _, err := e.cluster.Request(ctx, actors.Kind, id, &grainpb.Wake{}); err != nil {
-					errs <- fmt.Errorf("durable: wake: %w", grainError(id, err))
-				}
-			}
-		}()
-	}
-	for _, id := range ids {
-		work <- id
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	return errors.Join(slicesOf(errs)...)
-}
-
-func slicesOf(ch <-chan error) []error {
-	var out []error
-	for err := range ch {
-		out = append(out, err)
-	}
-	return out
+	return nil
 }
 
 // Stop shuts the engine down gracefully: it stops taking work, lets the
@@ -344,16 +261,16 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.runtime.Drain()
 		drainCtx, cancel := context.WithTimeout(ctx, e.cfg.ShutdownTimeout)
 		if err := e.runtime.WaitIdle(drainCtx); err != nil {
-			e.cfg.Logger.Warn("activities still running at shutdown are cancelled; they run again after a restart", "error", err)
+			e.cfg.Logger.Warn("work still in flight at shutdown is cut short; it is done again after a restart", "error", err)
 		}
 		cancel()
-		e.stopLoop()
-		<-e.loopDone
-		if p, err := e.runtime.Checkpoint(ctx); err == nil {
-			if err := e.writeCheckpoint(p); err != nil {
-				errs = append(errs, err)
-			}
+		// The last checkpoint needs every append acted on; after a timeout
+		// above it cannot be, and the previous one stands.
+		lastCtx, cancel := context.WithTimeout(ctx, time.Second)
+		if err := e.recovery.Stop(lastCtx); err != nil {
+			e.cfg.Logger.Warn("no final checkpoint; the next start acts again on the last records", "error", err)
 		}
+		cancel()
 	}
 	errs = append(errs, e.close())
 	return errors.Join(errs...)

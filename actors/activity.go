@@ -139,9 +139,8 @@ func (r *runner) Receive(c actor.Context) {
 	case runActivity:
 		r.run(c)
 	case *actor.Stopping:
-		if r.job != nil {
-			r.rt.limiter.release(c.Self())
-		}
+		// A slot held for a job or for an outcome its grain never took.
+		r.rt.limiter.release(c.Self())
 	}
 }
 
@@ -162,10 +161,9 @@ func (r *runner) run(c actor.Context) {
 		r.rt.limiter.release(c.Self())
 		return
 	}
-	// Counted before the slot is released, so a graceful stop that waits
-	// for idle slots also waits for this result to be recorded.
-	r.rt.unrecorded.Add(1)
-	r.rt.limiter.release(c.Self())
+	// The slot stays taken until the grain has the outcome (it releases
+	// it), so a graceful stop that waits for free slots and for the results
+	// grains hold loses no outcome between the two.
 	c.Send(c.Parent(), done)
 }
 

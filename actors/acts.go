@@ -25,12 +25,12 @@ type localInput struct {
 }
 
 // act carries out an episode's decisions. Activities and sub-orchestrations
-// start at once (they are re-issued on any activation); timers and sent
-// events go through the bus in the background, and the epoch ends when they
-// are out. When the episode ended a generation (truncateBefore is the new
-// one's revision), the old generation is truncated only after that: until
-// its sends are out, a restart after a crash needs its records to send them
-// again.
+// start at once (they are issued again on any activation, so nothing else
+// tracks them); timers, sent events and the truncation of an ended
+// generation go to the outbox, which ends the episode's epoch when they are
+// out. When the episode ended a generation (truncateBefore is the new one's
+// revision), the old generation is truncated only after its sends are out:
+// until then, a restart after a crash needs its records to send them again.
 func (g *grain) act(c actor.Context, events []orchestration.HistoryEvent, epoch, truncateBefore uint64) {
 	for i := range events {
 		ev := events[i]
@@ -43,18 +43,120 @@ func (g *grain) act(c actor.Context, events []orchestration.HistoryEvent, epoch,
 			g.completed(c, ev)
 		}
 	}
-	timers, bus := g.busActs(c, events)
-	if len(timers) == 0 && len(bus) == 0 && truncateBefore == 0 {
-		g.rt.acted.end(epoch)
+	timers, sends := g.busActs(c, events)
+	g.post(c, outboxBatch{epoch: epoch, timers: timers, sends: sends, truncateBefore: truncateBefore})
+}
+
+// outbox holds the acts of recorded episodes that go out through the bus
+// and the cluster (timers, sent events, truncations). One job at a time
+// carries them out, batch after batch, so the events one instance sends to
+// another arrive in the order it sent them.
+type outbox struct {
+	batches []outboxBatch
+	// sending is set while a job carries batches out.
+	sending bool
+}
+
+func (o *outbox) busy() bool { return o.sending || len(o.batches) > 0 }
+
+// outboxBatch is the acts of one append; epoch ends when they are out.
+type outboxBatch struct {
+	epoch          uint64
+	timers         []scheduled
+	sends          []send
+	truncateBefore uint64
+	// redone marks the acts a loading grain carries out again for records
+	// a crash may have left unacted.
+	redone bool
+}
+
+func (b *outboxBatch) empty() bool {
+	return len(b.timers) == 0 && len(b.sends) == 0 && b.truncateBefore == 0 && !b.redone
+}
+
+// outboxDone tells the grain that its outbox job has finished.
+type outboxDone struct{}
+
+// scheduled is a durable timer to schedule on the bus.
+type scheduled struct {
+	at  time.Time
+	msg delivery.Message
+}
+
+// send is an event for another instance: the request, and the message a
+// refusal keeps as a dead letter (which a redrive delivers through the bus).
+type send struct {
+	deliver *grainpb.Deliver
+	msg     delivery.Message
+}
+
+// post queues a batch of acts; a batch with nothing to do ends its epoch at
+// once.
+func (g *grain) post(c actor.Context, b outboxBatch) {
+	if b.empty() {
+		g.rt.recovery.End(b.epoch)
 		return
 	}
-	rt, stream := g.rt, g.stream
+	g.outbox.batches = append(g.outbox.batches, b)
+	g.flushOutbox(c)
+}
+
+// flushOutbox starts a job for the queued batches unless one runs.
+func (g *grain) flushOutbox(c actor.Context) {
+	if g.outbox.sending || len(g.outbox.batches) == 0 {
+		return
+	}
+	batches := g.outbox.batches
+	g.outbox.batches, g.outbox.sending = nil, true
+	self, rt, id, stream := c.Self(), g.rt, g.id, g.stream
 	rt.pool.Schedule(func() {
-		defer rt.acted.end(epoch)
-		rt.sendBus(timers, bus)
-		if truncateBefore > 0 {
-			rt.truncate(stream, truncateBefore)
+		for _, b := range batches {
+			if !rt.carryOut(stream, b) {
+				return // shutting down: the epochs stay open, a restart acts again
+			}
+			if b.redone {
+				rt.recovery.Redone(id)
+			}
+			rt.recovery.End(b.epoch)
 		}
+		rt.system.Root.Send(self, outboxDone{})
+	})
+}
+
+// carryOut schedules a batch's timers, delivers its sends and truncates,
+// retrying each until it is done; it reports false if the runtime shut down
+// first.
+func (rt *Runtime) carryOut(stream string, b outboxBatch) bool {
+	for _, t := range b.timers {
+		rt.retry("schedule timer "+t.msg.ID, func(ctx context.Context) error {
+			return rt.bus.Schedule(ctx, t.at, t.msg)
+		})
+	}
+	for _, s := range b.sends {
+		rt.deliverSend(s)
+	}
+	if b.truncateBefore > 0 && rt.ctx.Err() == nil {
+		rt.truncate(stream, b.truncateBefore)
+	}
+	return rt.ctx.Err() == nil
+}
+
+// deliverSend hands a sent event to its instance through the cluster,
+// retrying while the instance cannot be reached. An instance that refuses
+// it (it does not exist, or has ended) leaves it as a dead letter with the
+// reason, where an operator sees it and may redrive it.
+func (rt *Runtime) deliverSend(s send) {
+	rt.retry("send event to "+s.msg.Identity, func(ctx context.Context) error {
+		_, err := rt.grains.Request(ctx, Kind, s.msg.Identity, s.deliver)
+		if err == nil || Retriable(err) {
+			return err
+		}
+		reason := fmt.Sprintf("refused by instance %q: %s", s.msg.Identity, status.Convert(err).Message())
+		if err := rt.bus.DeadLetter(ctx, delivery.Events, s.msg, reason); err != nil {
+			return err
+		}
+		rt.log.Warn("an event sent to an instance was refused; it is kept as a dead letter", "to", s.msg.Identity, "id", s.msg.ID, "reason", reason)
+		return nil
 	})
 }
 
@@ -65,55 +167,59 @@ func (rt *Runtime) truncate(stream string, revision uint64) {
 	defer cancel()
 	if err := rt.store.TruncateBefore(ctx, stream, revision); err != nil {
 		// Replay skips to the last ExecutionStarted, so a longer history
-		// is only slower.
+		// is only slower; the next load truncates again.
 		rt.log.Warn("truncating a finished generation failed", "stream", stream, "error", err)
 	}
 }
 
-type scheduled struct {
-	at  time.Time
-	msg delivery.Message
-}
-
-// busActs builds the bus messages of timers and sent events, arming local
-// timers for those due soon.
-func (g *grain) busActs(c actor.Context, events []orchestration.HistoryEvent) ([]scheduled, []delivery.Message) {
+// busActs builds the bus messages of timers and a scheduled start, and the
+// sends, arming local timers for those due soon.
+func (g *grain) busActs(c actor.Context, events []orchestration.HistoryEvent) ([]scheduled, []send) {
 	var timers []scheduled
-	var sends []delivery.Message
+	var sends []send
 	for _, ev := range events {
 		switch ev.Kind {
 		case orchestration.TimerCreated:
-			fired := orchestration.HistoryEvent{Kind: orchestration.TimerFired, EventID: ev.EventID, FireAt: ev.FireAt, Generation: g.generation}
-			msg, err := DeliverMessage(timerID(g.id, g.generation, ev.EventID), g.id, "TimerFired", fired)
-			if err == nil {
-				timers = append(timers, scheduled{at: ev.FireAt, msg: msg})
+			if t, ok := g.timerMessage(ev); ok {
+				timers = append(timers, t)
 			}
 			g.armLocalTimer(c, ev)
 		case orchestration.ExecutionStarted:
 			if !ev.FireAt.IsZero() && g.inst.Status() == orchestration.StatusPending {
-				// The message carries the generation it starts, so that it
-				// cannot start a later one (see keepCurrent).
-				due := orchestration.HistoryEvent{Kind: orchestration.ExecutionStarted, Generation: ev.Generation, FireAt: ev.FireAt}
-				msg, err := DeliverMessage(startID(g.id, ev.Generation), g.id, "Start", due)
-				if err == nil {
-					timers = append(timers, scheduled{at: ev.FireAt, msg: msg})
+				if t, ok := g.startMessage(ev); ok {
+					timers = append(timers, t)
 				}
 			}
 		case orchestration.EventSent:
-			if msg, err := sendMessage(g.id, g.generation, ev); err == nil {
-				sends = append(sends, msg)
-			}
+			sends = append(sends, sendOf(g.id, g.generation, ev))
 		}
 	}
 	return timers, sends
 }
 
-// sendMessage builds the bus message of an event that generation of
-// instance instanceID sent; its ID makes a repeated send a duplicate.
-func sendMessage(instanceID string, generation int32, sent orchestration.HistoryEvent) (delivery.Message, error) {
+// timerMessage builds the bus message of a durable timer.
+func (g *grain) timerMessage(ev orchestration.HistoryEvent) (scheduled, bool) {
+	fired := orchestration.HistoryEvent{Kind: orchestration.TimerFired, EventID: ev.EventID, FireAt: ev.FireAt, Generation: g.generation}
+	msg, err := busMessage(timerID(g.id, g.generation, ev.EventID), g.id, timerType, fired)
+	return scheduled{at: ev.FireAt, msg: msg}, err == nil
+}
+
+// startMessage builds the bus message that runs a scheduled start. It
+// carries the generation it starts, so that it cannot start a later one
+// (see keepCurrent).
+func (g *grain) startMessage(es orchestration.HistoryEvent) (scheduled, bool) {
+	due := orchestration.HistoryEvent{Kind: orchestration.ExecutionStarted, Generation: es.Generation, FireAt: es.FireAt}
+	msg, err := busMessage(startID(g.id, es.Generation), g.id, startType, due)
+	return scheduled{at: es.FireAt, msg: msg}, err == nil
+}
+
+// sendOf builds the request of an event that generation of instance
+// instanceID sent; its request ID makes a repeated send a duplicate.
+func sendOf(instanceID string, generation int32, sent orchestration.HistoryEvent) send {
 	id := fmt.Sprintf("send:%s:%d:%d", instanceID, generation, sent.EventID)
 	raised := orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: sent.Name, Input: sent.Input, RequestID: id}
-	return DeliverMessage(id, sent.InstanceID, "EventRaised", raised)
+	msg, _ := busMessage(id, sent.InstanceID, "EventRaised", raised) // encoding protobuf cannot fail here
+	return send{deliver: DeliverMessage(raised), msg: msg}
 }
 
 func timerID(instanceID string, generation, eventID int32) string {
@@ -125,20 +231,62 @@ func startID(instanceID string, generation int32) string {
 	return fmt.Sprintf("start:%s:%d", instanceID, generation)
 }
 
-// sendBus schedules timers and publishes messages, retrying until they are
-// out or the runtime stops (a checkpoint then stays behind them, and a
-// restart acts again).
-func (rt *Runtime) sendBus(timers []scheduled, msgs []delivery.Message) {
-	for _, t := range timers {
-		rt.retry("schedule timer "+t.msg.ID, func(ctx context.Context) (bool, error) {
-			return false, rt.bus.Schedule(ctx, t.at, t.msg)
-		})
+// redo carries out again what a crash may have kept from the records a
+// loading grain found in the range recovery names (see Recovery.Unacted):
+// the events every generation still in the stream sent (an ended
+// generation is truncated only after its sends are out), and the current
+// generation's timers and scheduled start, unless it has ended. Request
+// IDs and timer IDs make this idempotent. It also truncates ended
+// generations a crash left in the stream.
+func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, records []recordSpan) {
+	after, upTo := g.rt.recovery.Unacted(g.id)
+	current := 0 // the record that starts the current generation
+	for n, r := range records {
+		for _, ev := range events[r.from:r.to] {
+			if ev.Kind == orchestration.ExecutionStarted {
+				current = n
+			}
+		}
 	}
-	if len(msgs) > 0 {
-		rt.retry("send events", func(ctx context.Context) (bool, error) {
-			return false, rt.bus.Publish(ctx, delivery.Events, msgs...)
-		})
+	b := outboxBatch{}
+	if current > 0 {
+		b.truncateBefore = records[current].revision
 	}
+	unacted := false
+	generation := int32(0)
+	for n, r := range records {
+		inWindow := r.position > after && r.position <= upTo
+		unacted = unacted || inWindow
+		for _, ev := range events[r.from:r.to] {
+			if ev.Kind == orchestration.ExecutionStarted {
+				generation = ev.Generation
+			}
+			if inWindow && ev.Kind == orchestration.EventSent {
+				b.sends = append(b.sends, sendOf(g.id, generation, ev))
+			}
+			if inWindow && n >= current && ev.Kind == orchestration.ExecutionStarted && !ev.FireAt.IsZero() &&
+				g.inst.Status() == orchestration.StatusPending {
+				if t, ok := g.startMessage(ev); ok {
+					b.timers = append(b.timers, t)
+				}
+			}
+		}
+	}
+	if unacted && !g.inst.Status().IsTerminal() {
+		for _, p := range g.inst.Pending() {
+			if p.Kind == orchestration.TimerCreated {
+				if t, ok := g.timerMessage(p); ok {
+					b.timers = append(b.timers, t)
+				}
+			}
+		}
+	}
+	b.redone = unacted
+	if b.empty() {
+		return
+	}
+	b.epoch = g.rt.recovery.Begin()
+	g.post(c, b)
 }
 
 // armLocalTimer fires a timer from the grain itself when it is due soon, so
@@ -197,10 +345,18 @@ func (g *grain) cancelActivities() {
 	g.waiting = nil
 }
 
+// activityDone takes an activity's outcome from its runner: the runner's
+// slot is released now that the outcome is in the grain's hands (a
+// graceful stop waits for both), and the outcome goes into the next
+// episode, unless the grain or the generation it belongs to is gone.
 func (g *grain) activityDone(c actor.Context, d *activityDone) {
+	g.rt.limiter.release(d.runner)
 	if cancel, ok := g.jobs[d.eventID]; ok {
 		cancel()
 		delete(g.jobs, d.eventID)
+	}
+	if g.state == stopped {
+		return
 	}
 	if len(g.waiting) > 0 {
 		c.Send(d.runner, g.waiting[0])
@@ -208,8 +364,7 @@ func (g *grain) activityDone(c actor.Context, d *activityDone) {
 	} else {
 		g.idle = append(g.idle, d.runner)
 	}
-	if g.inst == nil || d.generation != g.generation {
-		g.rt.unrecorded.Add(-1)
+	if !g.live() || d.generation != g.generation {
 		return
 	}
 	ev := orchestration.HistoryEvent{Kind: orchestration.TaskCompleted, EventID: d.eventID, Result: d.result}
@@ -217,6 +372,7 @@ func (g *grain) activityDone(c actor.Context, d *activityDone) {
 		ev = orchestration.HistoryEvent{Kind: orchestration.TaskFailed, EventID: d.eventID, Failure: d.failure}
 	}
 	g.results++
+	g.addResults(1)
 	g.enqueue(c, []orchestration.HistoryEvent{ev}, nil)
 }
 
@@ -240,22 +396,23 @@ func (g *grain) startChild(c actor.Context, ev orchestration.HistoryEvent) {
 			Failure: &orchestration.FailureDetails{ErrorType: "SubOrchestrationStartFailed", Message: message}})
 	}
 	g.children++
-	answered := func() { rt.system.Root.Send(self, childAnswered{}) }
-	go rt.retry("start sub-orchestration "+ev.InstanceID, func(ctx context.Context) (bool, error) {
-		reply, err := rt.grains.Request(ctx, Kind, start.InstanceID, msg)
-		if Retriable(err) {
-			return false, err
-		}
-		if err != nil {
-			failed(status.Convert(err).Message())
-		} else if ack, ok := reply.(*grainpb.Ack); ok && ack.Completion != nil {
-			if done, ok := childOutcome(eventID, ack.Completion); ok {
-				outcome(done)
+	go func() {
+		defer rt.system.Root.Send(self, childAnswered{})
+		rt.retry("start sub-orchestration "+start.InstanceID, func(ctx context.Context) error {
+			reply, err := rt.grains.Request(ctx, Kind, start.InstanceID, msg)
+			if Retriable(err) {
+				return err
 			}
-		}
-		answered()
-		return true, nil
-	})
+			if err != nil {
+				failed(status.Convert(err).Message())
+			} else if ack, ok := reply.(*grainpb.Ack); ok && ack.Completion != nil {
+				if done, ok := childOutcome(eventID, ack.Completion); ok {
+					outcome(done)
+				}
+			}
+			return nil
+		})
+	}()
 }
 
 // childOutcome turns a child's ExecutionCompleted into the parent's input.
@@ -268,7 +425,10 @@ func childOutcome(eventID int32, completion *grainpb.Event) (orchestration.Histo
 }
 
 // completed reacts to the instance's end: running activities are cut
-// short, pending timers dropped, and a parent told.
+// short, pending timers dropped, and a parent told. The notification is
+// retried until the parent has it; should a crash cut it short, the parent
+// still has the child pending, so recovery wakes it and it asks the child
+// again (see startChild).
 func (g *grain) completed(c actor.Context, ec orchestration.HistoryEvent) {
 	if ec.Status == orchestration.StatusContinuedAsNew {
 		return
@@ -303,11 +463,11 @@ func (g *grain) completed(c actor.Context, ec orchestration.HistoryEvent) {
 	parent, done := start.Parent.InstanceID, orchestration.SubOrchestrationOutcome(start.Parent.EventID, ec)
 	done.Generation = start.Parent.Generation
 	msg := &grainpb.Deliver{Events: []*grainpb.Event{encodeEvent(&done)}}
-	go rt.retry("notify parent "+parent, func(ctx context.Context) (bool, error) {
+	go rt.retry("notify parent "+parent, func(ctx context.Context) error {
 		_, err := rt.grains.Request(ctx, Kind, parent, msg)
 		if Retriable(err) {
-			return false, err
+			return err
 		}
-		return true, nil // recorded, or the parent has moved on
+		return nil // recorded, or the parent has moved on
 	})
 }

@@ -3,9 +3,11 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/cenkalti/backoff/v5"
 	"google.golang.org/grpc/codes"
 
 	"github.com/durableactor/durable/eventstore"
@@ -14,10 +16,16 @@ import (
 	"github.com/durableactor/durable/orchestration"
 )
 
-// appendDone is an episode's append: what the grain asks for, and, when it
-// comes back to the grain as a message, the outcome.
-type appendDone struct {
+// appendOp is an episode's append: what the grain asks for, and, when it
+// comes back to the grain as a message, the outcome of one attempt.
+type appendOp struct {
 	episode orchestration.Episode
+	// data and expected are fixed by the first attempt: a retry sends the
+	// same event IDs with the same expected revision, which the store
+	// takes as the same append (idempotent) if an earlier attempt was
+	// recorded after all.
+	data     []eventstore.EventData
+	expected eventstore.ExpectedRevision
 	// waiters are answered once the episode is recorded.
 	waiters []*actor.PID
 	// results is how many activity results the episode records.
@@ -29,11 +37,19 @@ type appendDone struct {
 	// optimistic is the Start that was appended without reading the stream
 	// first, to be handled again if the stream turns out to exist.
 	optimistic *startRequest
-	epoch      uint64
+	// rejection is set when the episode is the failure recorded in place
+	// of one the store refused (see reject).
+	rejection bool
+	epoch     uint64
+	// retries paces the attempts after a failure.
+	retries *backoff.ExponentialBackOff
 
 	result eventstore.AppendResult
 	err    error
 }
+
+// retryAppend asks the grain to try its append in flight again.
+type retryAppend struct{ op *appendOp }
 
 // startRequest is a Start and who asked.
 type startRequest struct {
@@ -47,15 +63,12 @@ type heldRequest struct {
 	sender *actor.PID
 }
 
-// start handles a request to start the instance. On a fresh activation it
-// does not read the stream: most starts are of new instances, so it
-// appends with NoStream and reads only if a stream is there after all.
+// start handles a request to start the instance. On a fresh activation
+// (unloaded) it does not read the stream: most starts are of new
+// instances, so it appends with NoStream and reads only if a stream is
+// there after all.
 func (g *grain) start(c actor.Context, req *startRequest) {
 	respond := func(msg any) { c.Send(req.sender, msg) }
-	if g.broken != nil {
-		respond(errorReply(codes.Unavailable, "instance %q cannot be loaded: %v", g.id, g.broken))
-		return
-	}
 	events, err := decodeEvents([]*grainpb.Event{req.msg.ExecutionStarted})
 	if err != nil || events[0].Kind != orchestration.ExecutionStarted {
 		respond(errorReply(codes.InvalidArgument, "start of %q: not an ExecutionStarted event: %v", g.id, err))
@@ -67,14 +80,14 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 		prev, _ := g.inst.Started()
 		if es.RequestID != "" && prev.RequestID == es.RequestID {
 			// A retried start: answer once the first one is recorded.
-			if g.inst.Status().IsTerminal() && !g.appending {
+			if g.inst.Status().IsTerminal() && g.state == ready {
 				respond(g.completionAck())
 				return
 			}
 			g.enqueue(c, nil, req.sender)
 			return
 		}
-		if !g.inst.Status().IsTerminal() || g.appending {
+		if !g.inst.Status().IsTerminal() || g.state == appending {
 			respond(errorReply(codes.AlreadyExists, "instance %q is already %s", g.id, g.inst.Status()))
 			return
 		}
@@ -108,25 +121,18 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 	}
 	// Only a Start that is about to be appended settles whether the stream
 	// was read: one refused above leaves the grain as it found it.
-	var optimistic *startRequest
-	if !g.loaded {
-		g.loaded = true
-		optimistic = req
+	op := &appendOp{episode: ep, waiters: []*actor.PID{req.sender}, restart: restart, previous: g.inst}
+	if g.state == unloaded {
+		op.optimistic = req
 	}
-	previous := g.inst
 	g.setInstance(inst)
-	g.optimistic, g.optimisticFlight = optimistic, optimistic != nil
-	g.appendEpisode(c, &appendDone{episode: ep, waiters: []*actor.PID{req.sender}, restart: restart, previous: previous})
+	g.appendEpisode(c, op)
 }
 
 // deliver queues inputs for the next episode.
 func (g *grain) deliver(c actor.Context, m *grainpb.Deliver, sender *actor.PID) {
 	reply := func(msg any) { c.Send(sender, msg) }
-	switch {
-	case g.broken != nil:
-		reply(errorReply(codes.Unavailable, "instance %q cannot be loaded: %v", g.id, g.broken))
-		return
-	case g.inst == nil:
+	if g.inst == nil {
 		reply(errorReply(codes.NotFound, "instance %q does not exist", g.id))
 		return
 	}
@@ -136,12 +142,29 @@ func (g *grain) deliver(c actor.Context, m *grainpb.Deliver, sender *actor.PID) 
 		return
 	}
 	// While an append is in flight its outcome (a completion, or fencing)
-	// is not known yet: the inputs wait for it and are judged after.
-	if !g.appending && g.inst.Status().IsTerminal() {
+	// is not known yet: the inputs wait for it and are judged after. A
+	// request the ended instance recorded before it ended (its first try's
+	// answer was lost) is answered as recorded.
+	if g.state == ready && g.inst.Status().IsTerminal() {
+		if g.allRecorded(events) {
+			g.acknowledge(c, []*actor.PID{sender})
+			return
+		}
 		reply(errorReply(codes.FailedPrecondition, "instance %q is %s", g.id, g.inst.Status()))
 		return
 	}
 	g.enqueue(c, g.keepCurrent(events), sender)
+}
+
+// allRecorded reports whether every input is a request the instance has
+// recorded.
+func (g *grain) allRecorded(events []orchestration.HistoryEvent) bool {
+	for _, ev := range events {
+		if !g.inst.Recorded(ev.RequestID) {
+			return false
+		}
+	}
+	return len(events) > 0
 }
 
 // keepCurrent drops outcomes that do not belong to the current generation:
@@ -149,9 +172,8 @@ func (g *grain) deliver(c actor.Context, m *grainpb.Deliver, sender *actor.PID) 
 // generation of this instance created. The generation they carry for this
 // check is cleared. (Within a generation the executor drops the outcomes
 // it has already recorded, and a fired timer whose time is not its
-// timer's.) An ExecutionStarted is
-// the due time of a scheduled start: it runs the next episode if it is
-// this generation's.
+// timer's.) An ExecutionStarted is the due time of a scheduled start: it
+// runs the next episode if it is this generation's.
 func (g *grain) keepCurrent(events []orchestration.HistoryEvent) []orchestration.HistoryEvent {
 	kept := events[:0]
 	for _, ev := range events {
@@ -174,12 +196,13 @@ func (g *grain) keepCurrent(events []orchestration.HistoryEvent) []orchestration
 	return kept
 }
 
-// enqueue adds inputs to the next episode; waiter (if any) is answered once
+// enqueue adds inputs to the next episode; pid (if any) is answered once
 // they are recorded.
-func (g *grain) enqueue(c actor.Context, events []orchestration.HistoryEvent, waiter *actor.PID) {
+func (g *grain) enqueue(c actor.Context, events []orchestration.HistoryEvent, pid *actor.PID) {
+	from := len(g.queue)
 	g.queue = append(g.queue, events...)
-	if waiter != nil {
-		g.waiters = append(g.waiters, waiter)
+	if pid != nil {
+		g.waiters = append(g.waiters, waiter{pid: pid, from: from, to: len(g.queue)})
 	}
 	g.process(c)
 }
@@ -189,14 +212,14 @@ func (g *grain) enqueue(c actor.Context, events []orchestration.HistoryEvent, wa
 // an instance whose start is scheduled for later are recorded without
 // running it.
 func (g *grain) process(c actor.Context) {
-	if g.appending || (len(g.queue) == 0 && !g.tick && len(g.waiters) == 0) {
+	if g.state != ready || g.inst == nil || (len(g.queue) == 0 && !g.tick && len(g.waiters) == 0) {
 		return
 	}
 	inputs, waiters, tick, results := g.queue, g.waiters, g.tick, g.results
 	g.queue, g.waiters, g.tick, g.results = nil, nil, false, 0
 	pending := g.inst.Status() == orchestration.StatusPending
 	if len(inputs) == 0 && !(tick && pending) {
-		g.acknowledge(c, waiters) // nothing to record
+		g.acknowledge(c, pids(waiters)) // nothing to record
 		return
 	}
 	var ep orchestration.Episode
@@ -206,111 +229,218 @@ func (g *grain) process(c actor.Context) {
 	} else {
 		ep, err = g.inst.Step(g.rt.now(), inputs...)
 	}
+	if err != nil {
+		g.addResults(-results)
+		g.refuse(c, inputs, waiters, err)
+	}
 	// The executor copied the inputs; their buffer takes the next ones.
 	clear(inputs)
 	g.queue = inputs[:0]
-	if err != nil {
-		g.rt.unrecorded.Add(-int64(results))
-		g.reply(c, waiters, errorReply(codes.FailedPrecondition, "instance %q: %v", g.id, err))
-		return
+	switch {
+	case err != nil:
+	case len(ep.Events) == 0:
+		g.addResults(-results)
+		g.acknowledge(c, pids(waiters))
+	default:
+		g.appendEpisode(c, &appendOp{episode: ep, waiters: pids(waiters), results: results})
 	}
-	if len(ep.Events) == 0 {
-		g.rt.unrecorded.Add(-int64(results))
-		g.acknowledge(c, waiters)
-		return
-	}
-	g.appendEpisode(c, &appendDone{episode: ep, waiters: waiters, results: results})
 }
 
-// appendEpisode appends an episode (a.episode, for a.waiters, recording
-// a.results activity results) as one record in the background; the grain
-// learns the outcome from appendDone. A ContinueAsNew appends two records,
-// the end of the old generation and the start of the new, and a restart
-// of a finished instance one; the history before the new generation's
-// record is truncated once the old one's decisions are carried out.
-func (g *grain) appendEpisode(c actor.Context, a *appendDone) {
-	g.appending = true
-	ep := a.episode
-	var data []eventstore.EventData
+// refuse answers the waiters of inputs an ended instance cannot take: those
+// whose requests it recorded before it ended (their first answer was lost,
+// and the request came again) hear that they are recorded, a retried Start
+// hears the outcome, the others that the instance has ended.
+func (g *grain) refuse(c actor.Context, inputs []orchestration.HistoryEvent, waiters []waiter, err error) {
+	ended := g.inst.Status().IsTerminal()
+	for _, w := range waiters {
+		switch {
+		case ended && w.from == w.to:
+			c.Send(w.pid, g.completionAck())
+		case ended && g.allRecorded(inputs[w.from:w.to]):
+			g.acknowledge(c, []*actor.PID{w.pid})
+		default:
+			c.Send(w.pid, errorReply(codes.FailedPrecondition, "instance %q: %v", g.id, err))
+		}
+	}
+}
+
+// appendEpisode appends an episode as one record in the background; the
+// grain learns the outcome from the appendOp coming back. A ContinueAsNew
+// appends two records, the end of the old generation and the start of the
+// new, and a restart of a finished instance one; the history before the
+// new generation's record is truncated once the old one's decisions are
+// carried out.
+func (g *grain) appendEpisode(c actor.Context, op *appendOp) {
+	ep := op.episode
 	if ep.ContinuedAsNew {
-		data = []eventstore.EventData{
+		op.data = []eventstore.EventData{
 			history.EpisodeData(ep.Events[:ep.NewGeneration], eventID()),
 			history.EpisodeData(ep.Events[ep.NewGeneration:], eventID()),
 		}
 	} else {
-		data = []eventstore.EventData{history.EpisodeData(ep.Events, eventID())}
+		op.data = []eventstore.EventData{history.EpisodeData(ep.Events, eventID())}
 	}
-	expected := eventstore.NoStream
+	op.expected = eventstore.NoStream
 	if g.revision != eventstore.NoRevision {
-		expected = eventstore.Exact(uint64(g.revision))
+		op.expected = eventstore.Exact(uint64(g.revision))
 	}
-	a.epoch = g.rt.acted.begin()
-	a.optimistic, g.optimistic = g.optimistic, nil
-	g.inflightResults = a.results
+	op.epoch = g.rt.recovery.Begin()
+	g.flight = op
+	g.state = appending
+	if op.optimistic != nil {
+		g.state = starting
+	}
+	g.attempt(c, op)
+}
+
+// attempt runs one try of the append in flight on the pool.
+func (g *grain) attempt(c actor.Context, op *appendOp) {
 	self, stream, rt := c.Self(), g.stream, g.rt
 	rt.pool.Schedule(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(rt.ctx, 30*time.Second)
 		defer cancel()
-		a.result, a.err = rt.store.Append(ctx, stream, expected, data...)
-		rt.system.Root.Send(self, a)
+		op.result, op.err = rt.store.Append(ctx, stream, op.expected, op.data...)
+		rt.system.Root.Send(self, op)
 	})
 }
 
-// appendDone acts on a recorded episode, or stops the grain when the
-// append failed: its state is then ahead of the stream, and another
-// activation may own the instance (fencing).
-func (g *grain) appendDone(c actor.Context, d *appendDone) {
-	g.appending = false
-	// The results it carried are recorded, or will be again by the
-	// activities' re-run after a failed append.
-	g.rt.unrecorded.Add(-int64(d.results))
-	g.inflightResults = 0
-	if d.previous != nil {
-		d.previous.Close()
+// appendDone handles the outcome of an attempt: it acts on a recorded
+// episode; after a failure it tries again, stops (fenced), starts over
+// (an optimistic Start found the instance) or fails the instance (the store
+// refused the episode for good).
+func (g *grain) appendDone(c actor.Context, op *appendOp) {
+	if g.flight != op || (g.state != starting && g.state != appending) {
+		return // the grain stopped meanwhile
 	}
-	if d.optimistic != nil {
-		g.optimisticFlight = false
-		defer g.releaseHeld(c)
-	}
-	if d.optimistic != nil && errors.Is(d.err, eventstore.ErrWrongExpectedRevision) {
-		// The instance exists after all: read it and handle the Start again.
-		g.rt.acted.end(d.epoch)
-		g.inst.Close()
-		g.inst, g.loaded = nil, false
-		if g.ensureLoaded(c, d.optimistic.sender) {
-			g.start(c, d.optimistic)
-			g.process(c)
-		}
+	if op.err != nil {
+		g.appendFailed(c, op)
 		return
 	}
-	if d.err != nil {
-		g.rt.acted.end(d.epoch)
-		if errors.Is(d.err, eventstore.ErrWrongExpectedRevision) {
-			g.rt.log.Warn("another activation wrote the instance first; stopping without acting", "instance", g.id, "error", d.err)
-		} else {
-			g.rt.log.Error("appending an episode failed; stopping the activation", "instance", g.id, "error", d.err)
-		}
-		g.reply(c, append(d.waiters, g.waiters...), errorReply(codes.Unavailable, "instance %q: %v", g.id, d.err))
-		g.rt.unrecorded.Add(-int64(g.results))
-		g.waiters, g.queue, g.results = nil, nil, 0
-		g.broken = d.err
-		c.Stop(c.Self())
+	g.flight = nil
+	g.state = ready
+	g.revision, g.position = int64(op.result.Revision), op.result.Position
+	// The results it carried are recorded.
+	g.addResults(-op.results)
+	if op.previous != nil {
+		op.previous.Close()
+	}
+	if op.rejection {
+		g.rejected(c, op)
 		return
 	}
-	g.revision, g.position = int64(d.result.Revision), d.result.Position
-	ep := d.episode
+	ep := op.episode
 	current := ep.Events
 	var truncateBefore uint64
 	if ep.ContinuedAsNew {
 		current = ep.Events[:ep.NewGeneration]
 	}
-	if ep.ContinuedAsNew || d.restart {
-		truncateBefore = d.result.Revision // the record that starts the new generation
+	if ep.ContinuedAsNew || op.restart {
+		truncateBefore = op.result.Revision // the record that starts the new generation
 	}
-	g.act(c, current, d.epoch, truncateBefore)
-	g.acknowledge(c, d.waiters)
+	g.act(c, current, op.epoch, truncateBefore)
+	g.acknowledge(c, op.waiters)
 	if ep.ContinuedAsNew {
 		g.continueAsNew(c, ep.Events[ep.NewGeneration:])
+	}
+	if op.optimistic != nil {
+		g.releaseHeld(c)
+	}
+	g.process(c)
+}
+
+// appendFailed decides what a failed attempt means.
+func (g *grain) appendFailed(c actor.Context, op *appendOp) {
+	conflict := errors.Is(op.err, eventstore.ErrWrongExpectedRevision)
+	switch {
+	case conflict && op.optimistic != nil:
+		// The instance exists after all: read it and handle the Start again.
+		g.rt.recovery.End(op.epoch)
+		g.flight = nil
+		g.inst.Close()
+		g.inst, g.state = nil, unloaded
+		if op.previous != nil {
+			op.previous.Close()
+		}
+		if g.load(c, op.optimistic.sender) {
+			g.start(c, op.optimistic)
+			if g.state != starting {
+				g.releaseHeld(c)
+			}
+			g.process(c)
+		}
+	case conflict:
+		// The same event IDs would have been taken as a retry: these were
+		// not recorded, and another activation writes this instance now.
+		g.rt.log.Warn("another activation wrote the instance first; stopping without acting", "instance", g.id, "error", op.err)
+		g.rt.recovery.End(op.epoch)
+		g.stopNow(c, op.err)
+	case permanentAppendError(op.err) && !op.rejection:
+		g.rt.recovery.End(op.epoch)
+		g.reject(c, op)
+	case g.rt.ctx.Err() != nil || errors.Is(op.err, eventstore.ErrClosed) || permanentAppendError(op.err):
+		g.rt.log.Warn("appending an episode failed; the activation stops", "instance", g.id, "error", op.err)
+		g.stopNow(c, op.err)
+	default:
+		if op.retries == nil {
+			op.retries = backoff.NewExponentialBackOff()
+			op.retries.InitialInterval, op.retries.MaxInterval = 20*time.Millisecond, 5*time.Second
+		}
+		wait := op.retries.NextBackOff()
+		g.rt.log.Warn("appending an episode failed; trying again", "instance", g.id, "in", wait.Round(time.Millisecond), "error", op.err)
+		self, rt := c.Self(), g.rt
+		time.AfterFunc(wait, func() { rt.system.Root.Send(self, retryAppend{op}) })
+	}
+}
+
+// reject records, in place of an episode the store refused for good, the
+// failure of the instance with the store's reason. The episode's decisions
+// and inputs are dropped; its waiters hear that the instance failed.
+func (g *grain) reject(c actor.Context, op *appendOp) {
+	reason := fmt.Sprintf("the event store refused the episode: %v", op.err)
+	g.rt.log.Error("an episode cannot be recorded; the instance fails", "instance", g.id, "error", op.err)
+	g.addResults(-op.results)
+	first := op.episode.Events
+	if op.episode.ContinuedAsNew {
+		first = first[:op.episode.NewGeneration]
+	}
+	var start *orchestration.HistoryEvent
+	for i := range first {
+		if first[i].Kind == orchestration.ExecutionStarted {
+			start = &first[i]
+			break
+		}
+	}
+	g.flight = nil
+	rejection := &appendOp{
+		episode:   orchestration.Episode{Events: orchestration.RejectionEpisode(g.rt.now(), start, reason)},
+		waiters:   op.waiters,
+		rejection: true,
+		previous:  op.previous,
+	}
+	if op.optimistic != nil {
+		rejection.optimistic = op.optimistic
+	}
+	g.appendEpisode(c, rejection)
+}
+
+// rejected reloads the instance once its rejection is recorded, and tells
+// the waiters of the refused episode that the instance failed.
+func (g *grain) rejected(c actor.Context, op *appendOp) {
+	g.rt.recovery.End(op.epoch)
+	g.reply(c, op.waiters, errorReply(codes.FailedPrecondition, "instance %q failed: %s", g.id,
+		op.episode.Events[len(op.episode.Events)-2].Failure.Message))
+	g.cancelActivities()
+	g.stopLocalTimers()
+	if g.inst != nil {
+		g.inst.Close()
+		g.inst = nil
+	}
+	g.revision = eventstore.NoRevision
+	if !g.load(c, nil) {
+		return
+	}
+	if op.optimistic != nil {
+		g.releaseHeld(c)
 	}
 	g.process(c)
 }
@@ -337,7 +467,7 @@ func (g *grain) continueAsNew(c actor.Context, events []orchestration.HistoryEve
 			kept = append(kept, ev)
 		}
 	}
-	g.rt.unrecorded.Add(-int64(g.results))
+	g.addResults(-g.results)
 	g.queue, g.results = kept, 0
 	g.inst.Close()
 	inst := orchestration.NewInstance(g.rt.reg, g.rt.executor)
@@ -348,6 +478,6 @@ func (g *grain) continueAsNew(c actor.Context, events []orchestration.HistoryEve
 		return
 	}
 	if len(next.Events) > 0 {
-		g.appendEpisode(c, &appendDone{episode: next})
+		g.appendEpisode(c, &appendOp{episode: next})
 	}
 }

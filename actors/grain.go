@@ -3,29 +3,70 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/grpc/codes"
 
-	"github.com/durableactor/durable/delivery"
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/internal/grainpb"
 	"github.com/durableactor/durable/internal/history"
 	"github.com/durableactor/durable/orchestration"
 )
 
+// grainState is where a grain is in its lifecycle:
+//
+//	unloaded ──Start──▶ starting ──appended──▶ ready ◀──appended, nothing queued──┐
+//	   │                   │                     │                               │
+//	   │                   └─the stream existed: │ inputs                        │
+//	   │                     load, Start again   ▼                               │
+//	   └──Deliver, Wake: load──────────────▶ ready ──▶ appending ────────────────┘
+//	                                                   (a failed append is tried
+//	                                                    again until the store takes it)
+//
+//	any state ──fenced, cannot load, shutting down──▶ stopped
+//
+// unloaded: activated, the stream not read yet. A Start appends at once,
+// expecting no stream (most starts are of new instances); anything else
+// loads the stream first.
+//
+// starting: that optimistic Start's append is in flight and the grain does
+// not know yet whether the instance it made up is the one that exists, so
+// every other request waits (held) until the append settles.
+//
+// ready: loaded (the instance may not exist), no append in flight. Inputs
+// run an episode at once.
+//
+// appending: an episode's append is in flight; inputs queue and run as one
+// episode after it.
+//
+// stopped: the grain will not serve again. Fenced by another activation's
+// write, unable to read its stream, or shutting down. It answers every
+// request Unavailable, so the cluster retries against a fresh activation,
+// and acts on nothing.
+type grainState uint8
+
+const (
+	unloaded grainState = iota
+	starting
+	ready
+	appending
+	stopped
+)
+
+var stateNames = [...]string{"unloaded", "starting", "ready", "appending", "stopped"}
+
+func (s grainState) String() string { return stateNames[s] }
+
 // grain is one orchestration instance, active on this node.
 type grain struct {
 	rt     *Runtime
 	id     string
 	stream string
+	state  grainState
 
-	// loaded is set once the grain knows the stream's state: it read it,
-	// or created the stream. An activation for a Start does not read first:
-	// it appends with NoStream, and reads only if that finds a stream.
-	loaded bool
 	// inst is nil while the instance does not exist.
 	inst       *orchestration.Instance
 	generation int32
@@ -34,22 +75,18 @@ type grain struct {
 	revision int64
 	position uint64
 
-	queue     []orchestration.HistoryEvent
-	waiters   []*actor.PID
-	tick      bool // run an episode without inputs (a scheduled start)
-	appending bool
-	// optimistic is the Start whose append is in flight without the stream
-	// having been read; until it is settled, other requests wait in held.
-	optimistic       *startRequest
-	optimisticFlight bool
-	held             []heldRequest
-	// results counts the activity results queued but not yet recorded, and
-	// children the sub-orchestration starts still waiting for an answer;
-	// neither may be lost to passivation.
-	results  int
-	children int
-	// inflightResults are the activity results of the append in flight.
-	inflightResults int
+	// The next episode: its inputs, who waits for which of them to be
+	// recorded, and whether to run it without inputs (a scheduled start
+	// that is due). results counts the activity results among the inputs.
+	queue   []orchestration.HistoryEvent
+	waiters []waiter
+	tick    bool
+	results int
+	// flight is the append in flight (starting, appending).
+	flight *appendOp
+	// held are the requests that wait for an optimistic Start to settle.
+	held []heldRequest
+
 	// jobs are the activity calls handed to runners or waiting for one,
 	// by event ID; waiting holds those without a runner yet, idle the
 	// runners without a job.
@@ -57,8 +94,10 @@ type grain struct {
 	waiting []*activityJob
 	idle    []*actor.PID
 	runners int
-	timers  map[int32]*time.Timer
-	broken  error
+	// children counts the sub-orchestration starts waiting for an answer.
+	children int
+	timers   map[int32]*time.Timer
+	outbox   outbox
 }
 
 func (g *grain) Receive(c actor.Context) {
@@ -70,40 +109,32 @@ func (g *grain) Receive(c actor.Context) {
 	case *activityDone:
 		g.activityDone(c, m)
 	case *localInput:
-		if g.inst != nil && m.generation == g.generation {
+		if g.live() && m.generation == g.generation {
 			g.enqueue(c, m.events, nil)
 		}
 	case childAnswered:
 		g.children--
-	case *appendDone:
+	case *appendOp:
 		g.appendDone(c, m)
+	case retryAppend:
+		if g.state == starting || g.state == appending {
+			g.attempt(c, m.op)
+		}
+	case outboxDone:
+		g.outbox.sending = false
+		if g.state != stopped {
+			g.flushOutbox(c)
+		}
 	case *actor.ReceiveTimeout:
 		g.passivate(c)
 	case *actor.Stopping:
-		g.stop()
+		g.teardown()
 	}
 }
 
-// request handles a Start, Deliver or Wake. While an optimistic Start is
-// in flight the grain does not know yet whether its instance is the one
-// that exists, so other requests wait.
-func (g *grain) request(c actor.Context, msg any, sender *actor.PID) {
-	if g.optimisticFlight {
-		g.held = append(g.held, heldRequest{msg: msg, sender: sender})
-		return
-	}
-	switch m := msg.(type) {
-	case *grainpb.Start:
-		g.start(c, &startRequest{msg: m, sender: sender})
-	case *grainpb.Deliver:
-		if g.ensureLoaded(c, sender) {
-			g.deliver(c, m, sender)
-		}
-	case *grainpb.Wake:
-		if g.ensureLoaded(c, sender) {
-			g.acknowledge(c, []*actor.PID{sender})
-		}
-	}
+// live reports whether the grain runs an instance.
+func (g *grain) live() bool {
+	return (g.state == ready || g.state == appending) && g.inst != nil
 }
 
 // activate prepares a new activation; the stream is read with the first
@@ -111,45 +142,80 @@ func (g *grain) request(c actor.Context, msg any, sender *actor.PID) {
 func (g *grain) activate(c actor.Context, id string) {
 	g.id = id
 	g.stream = history.StreamName(id)
+	g.state = unloaded
 	g.revision = eventstore.NoRevision
 	g.jobs = make(map[int32]context.CancelFunc)
 	g.timers = make(map[int32]*time.Timer)
 	c.SetReceiveTimeout(g.rt.idle)
 }
 
-// ensureLoaded loads the instance from its stream, once, and re-issues the
-// work it has in flight: after a crash or a move nothing else will. It
-// answers the current request and stops the grain when the stream cannot be
-// read.
-func (g *grain) ensureLoaded(c actor.Context, sender *actor.PID) bool {
-	if g.loaded {
-		return true
-	}
-	if err := g.load(c); err != nil {
-		g.rt.log.Error("instance cannot be loaded", "instance", g.id, "error", err)
-		g.broken = err
-		if sender != nil {
-			c.Send(sender, errorReply(codes.Unavailable, "instance %q cannot be loaded: %v", g.id, err))
+// request handles a Start, Deliver or Wake in the grain's current state.
+func (g *grain) request(c actor.Context, msg any, sender *actor.PID) {
+	switch g.state {
+	case stopped:
+		c.Send(sender, errorReply(codes.Unavailable, "the activation of instance %q has stopped", g.id))
+		return
+	case starting:
+		g.held = append(g.held, heldRequest{msg: msg, sender: sender})
+		return
+	case unloaded:
+		if start, ok := msg.(*grainpb.Start); ok {
+			g.start(c, &startRequest{msg: start, sender: sender})
+			return
 		}
-		c.Stop(c.Self())
-		return false
+		if !g.load(c, sender) {
+			return
+		}
 	}
-	return true
+	switch m := msg.(type) {
+	case *grainpb.Start:
+		g.start(c, &startRequest{msg: m, sender: sender})
+	case *grainpb.Deliver:
+		g.deliver(c, m, sender)
+	case *grainpb.Wake:
+		if g.inst != nil {
+			g.fireOverdueTimers(c)
+		}
+		g.acknowledge(c, []*actor.PID{sender})
+	}
+	g.stopIfEmpty(c)
 }
 
-func (g *grain) load(c actor.Context) error {
-	g.loaded = true
+// load reads the instance from its stream, replays it and issues again the
+// work it has in flight: after a crash or a move nothing else will. When the
+// stream cannot be read it answers sender and stops: Unavailable when
+// another try may succeed (the store is down), FailedPrecondition when the
+// history cannot be decoded.
+func (g *grain) load(c actor.Context, sender *actor.PID) bool {
+	err := g.read(c)
+	if err == nil {
+		return true
+	}
+	code := codes.Unavailable
+	if errors.Is(err, history.ErrCorrupt) {
+		code = codes.FailedPrecondition
+		g.rt.log.Error("instance cannot be loaded: its history is corrupt", "instance", g.id, "error", err)
+	} else {
+		g.rt.log.Warn("instance cannot be loaded now", "instance", g.id, "error", err)
+	}
+	if sender != nil {
+		c.Send(sender, errorReply(code, "instance %q cannot be loaded: %v", g.id, err))
+	}
+	g.stopNow(c, fmt.Errorf("instance %q cannot be loaded: %w", g.id, err))
+	return false
+}
+
+// read loads the stream into a new instance (state ready, or appending when
+// the replay made decisions to record).
+func (g *grain) read(c actor.Context) error {
 	ctx, cancel := context.WithTimeout(g.rt.ctx, 30*time.Second)
 	defer cancel()
 	var dec history.Decoder
 	var events []orchestration.HistoryEvent
-	// unacted are the events of records that a crash may have kept from
-	// being acted on (see Runtime.SetRecoveryWindow); positions grow along
-	// a stream, so they are one run of events.
-	var unacted eventRange
+	var records []recordSpan
 	for rec, err := range g.rt.store.ReadStream(ctx, g.stream, eventstore.ReadStreamOptions{}) {
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return nil
+			break
 		}
 		if err != nil {
 			return err
@@ -158,14 +224,10 @@ func (g *grain) load(c actor.Context) error {
 		if events, err = dec.DecodeRecord(events, &rec); err != nil {
 			return err
 		}
-		if g.rt.mayBeUnacted(rec.Position) {
-			if unacted.to == 0 {
-				unacted.from = n
-			}
-			unacted.to = len(events)
-		}
+		records = append(records, recordSpan{from: n, to: len(events), revision: rec.Revision, position: rec.Position})
 		g.revision, g.position = int64(rec.Revision), rec.Position
 	}
+	g.state = ready
 	if len(events) == 0 {
 		return nil
 	}
@@ -176,8 +238,8 @@ func (g *grain) load(c actor.Context) error {
 		return err
 	}
 	g.setInstance(inst)
-	// Decisions the replay made now are started by act after their append,
-	// not here.
+	// Decisions the replay made now are carried out by act after their
+	// append, not here.
 	fresh := make(map[int32]bool)
 	for _, ev := range ep.Events {
 		if ev.Kind.IsDecision() {
@@ -185,73 +247,19 @@ func (g *grain) load(c actor.Context) error {
 		}
 	}
 	g.reissue(c, fresh)
-	g.redo(c, events, unacted)
+	g.redo(c, events, records)
 	if len(ep.Events) > 0 {
-		g.appendEpisode(c, &appendDone{episode: ep})
+		g.appendEpisode(c, &appendOp{episode: ep})
 	}
 	return nil
 }
 
-// redo acts again on the bus decisions that a crash may have kept from the
-// bus: the current generation's pending timers and pending scheduled start
-// (unless the instance has ended), and the events sent by every generation
-// still in the stream (an ended generation is truncated only after its
-// sends are out). Timer and message IDs make this idempotent.
-func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, unacted eventRange) {
-	if unacted.to == 0 {
-		return // the usual activation: everything was acted on
-	}
-	first := 0
-	for i := len(events) - 1; i >= 0; i-- {
-		if events[i].Kind == orchestration.ExecutionStarted {
-			first = i
-			break
-		}
-	}
-	ended := g.inst.Status().IsTerminal()
-	pending := make(map[int32]bool)
-	for _, p := range g.inst.Pending() {
-		if p.Kind == orchestration.TimerCreated {
-			pending[p.EventID] = true
-		}
-	}
-	var again []orchestration.HistoryEvent
-	var earlier []delivery.Message
-	generation := int32(0)
-	for i, ev := range events[:unacted.to] {
-		if ev.Kind == orchestration.ExecutionStarted {
-			generation = ev.Generation
-		}
-		switch {
-		case i < unacted.from:
-		case i < first:
-			if ev.Kind != orchestration.EventSent {
-				continue
-			}
-			if msg, err := sendMessage(g.id, generation, ev); err == nil {
-				earlier = append(earlier, msg)
-			}
-		case ev.Kind == orchestration.EventSent,
-			!ended && ev.Kind == orchestration.TimerCreated && pending[ev.EventID],
-			!ended && ev.Kind == orchestration.ExecutionStarted:
-			again = append(again, ev)
-		}
-	}
-	if len(again) == 0 && len(earlier) == 0 {
-		return
-	}
-	timers, sends := g.busActs(c, again)
-	sends = append(earlier, sends...)
-	epoch := g.rt.acted.begin()
-	rt := g.rt
-	rt.pool.Schedule(func() {
-		defer rt.acted.end(epoch)
-		rt.sendBus(timers, sends)
-	})
+// recordSpan is where one stored record's events are in a history.
+type recordSpan struct {
+	from, to int
+	revision uint64
+	position uint64
 }
-
-// eventRange is the events [from, to) of a history.
-type eventRange struct{ from, to int }
 
 func (g *grain) setInstance(inst *orchestration.Instance) {
 	g.inst = inst
@@ -260,8 +268,9 @@ func (g *grain) setInstance(inst *orchestration.Instance) {
 }
 
 // reissue starts the activities and sub-orchestrations that have no
-// outcome recorded (except the fresh ones, not yet appended), unless the
-// instance has ended (its unfinished work was abandoned).
+// outcome recorded (except the fresh ones, not yet appended), and arms the
+// timers that are due soon, unless the instance has ended (its unfinished
+// work was abandoned).
 func (g *grain) reissue(c actor.Context, fresh map[int32]bool) {
 	if g.inst.Status().IsTerminal() {
 		return
@@ -279,6 +288,39 @@ func (g *grain) reissue(c actor.Context, fresh map[int32]bool) {
 			g.armLocalTimer(c, p)
 		}
 	}
+}
+
+// fireOverdueTimers arms the timers that are due now or soon and not armed
+// yet: recovery wakes an active instance whose timer the bus missed.
+func (g *grain) fireOverdueTimers(c actor.Context) {
+	if g.inst.Status().IsTerminal() {
+		return
+	}
+	for _, p := range g.inst.Pending() {
+		if p.Kind == orchestration.TimerCreated {
+			g.armLocalTimer(c, p)
+		}
+	}
+	if start, _ := g.inst.Started(); g.inst.Status() == orchestration.StatusPending && !start.FireAt.After(g.rt.now()) {
+		g.tick = true
+		g.process(c)
+	}
+}
+
+// waiter is who waits for the queued inputs [from, to) to be recorded; an
+// empty range is a retried Start waiting for the first one's append.
+type waiter struct {
+	pid      *actor.PID
+	from, to int
+}
+
+// pids returns the callers of waiters.
+func pids(waiters []waiter) []*actor.PID {
+	out := make([]*actor.PID, len(waiters))
+	for i, w := range waiters {
+		out[i] = w.pid
+	}
+	return out
 }
 
 // acknowledge answers the waiters of inputs that are recorded.
@@ -305,28 +347,81 @@ func (g *grain) reply(c actor.Context, to []*actor.PID, msg any) {
 	}
 }
 
+// idleNow reports whether the grain holds nothing that passivation would lose.
+func (g *grain) idleNow() bool {
+	return g.state == ready && len(g.queue) == 0 && !g.tick && len(g.jobs) == 0 && g.children == 0 && !g.outbox.busy()
+}
+
 // passivate stops an idle grain to free its memory; the next message
 // activates it again from the stream.
 func (g *grain) passivate(c actor.Context) {
-	if g.appending || len(g.queue) > 0 || len(g.jobs) > 0 || g.children > 0 || len(g.held) > 0 {
+	if g.state == unloaded || g.idleNow() {
+		c.Stop(c.Self())
+	}
+}
+
+// stopIfEmpty stops a grain whose instance does not exist once it has
+// answered: requests for unknown instances leave nothing in memory.
+func (g *grain) stopIfEmpty(c actor.Context) {
+	if g.inst == nil && g.idleNow() {
+		c.Stop(c.Self())
+	}
+}
+
+// stopNow stops the grain for good without acting on anything it holds:
+// it was fenced, cannot load, or the runtime shuts down. Everyone waiting
+// for an answer is told to retry elsewhere.
+func (g *grain) stopNow(c actor.Context, reason error) {
+	if g.state == stopped {
 		return
 	}
+	g.state = stopped
+	refusal := errorReply(codes.Unavailable, "instance %q: %v", g.id, reason)
+	for _, w := range g.waiters {
+		c.Send(w.pid, refusal)
+	}
+	for _, h := range g.held {
+		c.Send(h.sender, refusal)
+	}
+	g.waiters, g.held, g.queue = nil, nil, nil
+	g.addResults(-g.results)
+	g.results = 0
 	c.Stop(c.Self())
+}
+
+// teardown releases what the activation holds when it stops.
+func (g *grain) teardown() {
+	if g.flight != nil {
+		g.addResults(-g.flight.results)
+		if g.flight.previous != nil {
+			g.flight.previous.Close()
+		}
+		// Its epoch stays open: whether the append was recorded is not
+		// known, so the acted-on checkpoint must not pass it.
+		g.flight = nil
+	}
+	g.addResults(-g.results)
+	g.results = 0
+	g.state = stopped
+	g.cancelActivities()
+	g.stopLocalTimers()
+	if g.inst != nil {
+		g.inst.Close()
+		g.inst = nil
+	}
+}
+
+// addResults counts activity results the grain holds unrecorded.
+func (g *grain) addResults(n int) {
+	if n == 0 {
+		return
+	}
+	g.rt.unrecorded.Add(int64(n))
 }
 
 func (g *grain) stopLocalTimers() {
 	for id, t := range g.timers {
 		t.Stop()
 		delete(g.timers, id)
-	}
-}
-
-func (g *grain) stop() {
-	g.rt.unrecorded.Add(-int64(g.results + g.inflightResults))
-	g.results, g.inflightResults = 0, 0
-	g.cancelActivities()
-	g.stopLocalTimers()
-	if g.inst != nil {
-		g.inst.Close()
 	}
 }

@@ -7,10 +7,19 @@
 // replay. Inputs that arrive while an append is in flight are batched into
 // the next episode. Every episode is appended with the expected revision the
 // grain last saw; if another activation wrote first, the grain stops at once
-// without acting on what it decided (fencing). Decisions are carried out
-// only after their append: activities run as child actors under a per-node
-// concurrency limit, timers are scheduled on the bus, events are sent, a
-// finished child notifies its parent. An idle grain passivates.
+// without acting on what it decided (fencing). An append that fails for any
+// other reason is retried with the same event IDs, which the store makes
+// idempotent, until it succeeds; one the store refuses for good (too large)
+// fails the instance with the reason instead. Decisions are carried out only
+// after their append: activities run as child actors under a per-node
+// concurrency limit, sub-orchestrations are started through the cluster,
+// and timers, sent events and the truncation of ended generations go through
+// the grain's outbox, in order. An idle grain passivates.
+//
+// The grain's lifecycle is an explicit state machine (see grainState):
+// unloaded, starting, ready, appending, stopped. Recovery (package recovery)
+// decides which instances must be woken after a crash or an error; a grain
+// asks it only which of its records a crash may have left unacted.
 //
 // Messages that may cross cluster members (Start, Deliver, Wake and their
 // answers, in internal/grainpb) are protobuf, so the grain works the same
@@ -21,6 +30,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -28,6 +38,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -44,16 +55,29 @@ import (
 // Kind is the cluster kind of orchestration grains.
 const Kind = "orchestration"
 
-// Bus carries messages to grains and schedules durable timers.
+// Bus schedules durable timers and keeps dead letters.
 type Bus interface {
-	Publish(ctx context.Context, topic delivery.Topic, msgs ...delivery.Message) error
 	Schedule(ctx context.Context, at time.Time, m delivery.Message) error
 	Unschedule(ctx context.Context, id string) error
+	DeadLetter(ctx context.Context, topic delivery.Topic, m delivery.Message, reason string) error
 }
 
 // Grains calls grains through the cluster.
 type Grains interface {
 	Request(ctx context.Context, kind, identity string, msg proto.Message) (proto.Message, error)
+}
+
+// Recovery is what grains need of the engine's recovery: every append and
+// its acts are counted (Begin, End), so the acted-on checkpoint never
+// passes decisions that are not carried out, and a loading grain learns
+// which of its records a crash may have left unacted (Unacted), acts on them
+// again, and says so (Redone).
+type Recovery interface {
+	Begin() uint64
+	End(epoch uint64)
+	Busy() bool
+	Unacted(id string) (after, upTo uint64)
+	Redone(id string)
 }
 
 // Config configures a Runtime.
@@ -63,6 +87,7 @@ type Config struct {
 	Activities    Activities
 	Executor      orchestration.Options
 	Bus           Bus
+	Recovery      Recovery
 	Logger        *slog.Logger
 	// Clock gives the episodes' time; time.Now when nil.
 	Clock func() time.Time
@@ -83,24 +108,22 @@ type Runtime struct {
 	activities Activities
 	executor   orchestration.Options
 	bus        Bus
+	recovery   Recovery
 	log        *slog.Logger
 	clock      func() time.Time
 	idle       time.Duration
 	localTimer time.Duration
 
 	limiter *limiter
-	acted   *actedTracker
-	// pool runs the grains' and runners' mailboxes and the appends.
+	// pool runs the grains' and runners' mailboxes, the appends and the
+	// outboxes.
 	pool        *pool
 	runnerProps *actor.Props
 	// draining is set when the engine stops taking work: no new activity
 	// starts (it stays pending and runs after the next start).
 	draining atomic.Bool
-	// unacted is the window of global positions, from the last checkpoint
-	// to the end of the log at start-up, whose decisions a crash may have
-	// kept from the bus (see SetRecoveryWindow).
-	unactedAfter, unactedUpTo uint64
-	// unrecorded counts activity results on their way to being appended.
+	// unrecorded counts the activity results grains hold and have not
+	// recorded yet.
 	unrecorded atomic.Int64
 
 	// Bound by Start, once the cluster runs.
@@ -131,11 +154,11 @@ func NewRuntime(cfg Config) *Runtime {
 		activities: cfg.Activities,
 		executor:   cfg.Executor.WithDefaults(),
 		bus:        cfg.Bus,
+		recovery:   cfg.Recovery,
 		log:        cfg.Logger,
 		clock:      cfg.Clock,
 		idle:       cfg.IdleTimeout,
 		localTimer: cfg.LocalTimers,
-		acted:      newActedTracker(),
 		pool:       newPool(300, 10*time.Second),
 		ctx:        ctx,
 		cancel:     cancel,
@@ -160,34 +183,20 @@ func (rt *Runtime) Bind(system *actor.ActorSystem, grains Grains) {
 
 func (rt *Runtime) now() time.Time { return rt.clock().UTC() }
 
-// SetRecoveryWindow tells the runtime which records a crash may have left
-// unacted: those after the checkpoint and up to the end of the log when the
-// engine started. Grains that load such records act on them again. Call it
-// before grains activate.
-func (rt *Runtime) SetRecoveryWindow(after, upTo uint64) {
-	rt.unactedAfter, rt.unactedUpTo = after, upTo
-}
-
-func (rt *Runtime) mayBeUnacted(position uint64) bool {
-	return position > rt.unactedAfter && position <= rt.unactedUpTo
-}
-
-// LastPosition returns the global position of the store's last event.
-func (rt *Runtime) LastPosition(ctx context.Context) (uint64, error) { return rt.lastPosition(ctx) }
-
 // Drain stops new activities from starting; running ones go on.
 func (rt *Runtime) Drain() { rt.draining.Store(true) }
 
-// WaitIdle returns once no activity runs and every append has been acted
-// on, or ctx ends.
+// WaitIdle returns once no activity runs, every activity result a grain
+// holds is recorded and every append has been acted on, or ctx ends.
 func (rt *Runtime) WaitIdle(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for rt.limiter.running() > 0 || rt.acted.busy() || rt.unrecorded.Load() > 0 {
+	for rt.limiter.running() > 0 || rt.recovery.Busy() || rt.unrecorded.Load() > 0 {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return fmt.Errorf("%d activities still running: %w", rt.limiter.running(), ctx.Err())
+			return fmt.Errorf("%d activities running, %d results not recorded, acts in flight %v: %w",
+				rt.limiter.running(), rt.unrecorded.Load(), rt.recovery.Busy(), ctx.Err())
 		}
 	}
 	return nil
@@ -199,44 +208,38 @@ func (rt *Runtime) Shutdown() { rt.cancel() }
 // Close releases the runtime's goroutines once the cluster has stopped.
 func (rt *Runtime) Close() { rt.pool.close() }
 
-// Checkpoint returns a global position up to which every recorded decision
-// has been acted on; see actedTracker.
-func (rt *Runtime) Checkpoint(ctx context.Context) (uint64, error) {
-	return rt.acted.checkpoint(ctx, rt.lastPosition)
-}
-
-func (rt *Runtime) lastPosition(ctx context.Context) (uint64, error) {
-	for ev, err := range rt.store.ReadAll(ctx, eventstore.ReadAllOptions{Direction: eventstore.Backwards, From: eventstore.AllEnd, Limit: 1}) {
-		if err != nil {
-			return 0, err
-		}
-		return ev.Position, nil
-	}
-	return 0, nil
-}
-
 // HandleMessage delivers a bus message to its grain. It returns nil once
-// the grain has recorded the message (or refused it for good: an unknown or
-// finished instance), and an error when delivery should be retried.
+// the grain has recorded the message, or has refused a fired timer or
+// scheduled start for good (the instance has ended or moved on: the
+// message is obsolete). It returns a delivery.Permanent error for a message
+// that can never be delivered (the poison topic keeps it, with the reason),
+// and any other error when delivery should be retried.
 func (rt *Runtime) HandleMessage(ctx context.Context, _ delivery.Topic, m delivery.Message) error {
 	if m.Kind != Kind {
-		rt.log.Warn("dropping a message for an unknown grain kind", "kind", m.Kind, "id", m.ID)
-		return nil
+		return delivery.Permanent(fmt.Errorf("no grain kind %q on this engine", m.Kind))
 	}
 	var deliver grainpb.Deliver
 	if err := proto.Unmarshal(m.Payload, &deliver); err != nil {
-		rt.log.Error("dropping an undecodable message", "id", m.ID, "type", m.Type, "error", err)
-		return nil
+		return delivery.Permanent(fmt.Errorf("undecodable payload: %w", err))
 	}
 	_, err := rt.grains.Request(ctx, Kind, m.Identity, &deliver)
-	if Retriable(err) {
+	switch {
+	case err == nil:
+		return nil
+	case Retriable(err):
 		return err
+	case m.Type == timerType || m.Type == startType:
+		rt.log.Debug("dropping a timer its instance no longer waits for", "instance", m.Identity, "type", m.Type, "reason", err)
+		return nil
 	}
-	if err != nil {
-		rt.log.Debug("message refused by its instance", "instance", m.Identity, "type", m.Type, "reason", err)
-	}
-	return nil
+	return delivery.Permanent(fmt.Errorf("refused by instance %q: %s", m.Identity, status.Convert(err).Message()))
 }
+
+// Types of the bus messages the runtime schedules.
+const (
+	timerType = "TimerFired"
+	startType = "Start"
+)
 
 // eventID returns a random event ID. The ID only needs to be unique, so it
 // comes from the runtime's fast generator rather than crypto/rand.
@@ -275,42 +278,41 @@ func StartMessage(es orchestration.HistoryEvent) *grainpb.Start {
 	return &grainpb.Start{ExecutionStarted: encodeEvent(&es)}
 }
 
-// DeliverMessage builds the bus message that delivers events to an
-// instance; id identifies it for de-duplication.
-func DeliverMessage(id, instanceID, typ string, events ...orchestration.HistoryEvent) (delivery.Message, error) {
+// DeliverMessage builds the request that hands inputs to an instance: raised
+// events, terminate, suspend, resume.
+func DeliverMessage(events ...orchestration.HistoryEvent) *grainpb.Deliver {
 	d := &grainpb.Deliver{}
 	for i := range events {
 		d.Events = append(d.Events, encodeEvent(&events[i]))
 	}
-	payload, err := proto.Marshal(d)
+	return d
+}
+
+// busMessage builds the bus message that delivers events to an instance;
+// id identifies it for de-duplication.
+func busMessage(id, instanceID, typ string, events ...orchestration.HistoryEvent) (delivery.Message, error) {
+	payload, err := proto.Marshal(DeliverMessage(events...))
 	if err != nil {
 		return delivery.Message{}, err
 	}
 	return delivery.Message{ID: id, Kind: Kind, Identity: instanceID, Type: typ, Payload: payload}, nil
 }
 
-// retry calls f with growing pauses until it succeeds, gives up (stop
-// true) or the runtime shuts down.
-func (rt *Runtime) retry(what string, f func(ctx context.Context) (stop bool, err error)) {
-	pause := 50 * time.Millisecond
-	for {
+// retry calls op with growing pauses (exponential backoff, 50ms to 5s)
+// until it succeeds, returns a backoff.Permanent error, or the runtime shuts
+// down. Each call gets 10 seconds.
+func (rt *Runtime) retry(what string, op func(ctx context.Context) error) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 50*time.Millisecond, 5*time.Second
+	_, _ = backoff.Retry(rt.ctx, func() (struct{}, error) {
 		ctx, cancel := context.WithTimeout(rt.ctx, 10*time.Second)
-		stop, err := f(ctx)
-		cancel()
-		if err == nil || stop {
-			return
+		defer cancel()
+		return struct{}{}, op(ctx)
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, next time.Duration) {
+		if rt.ctx.Err() == nil {
+			rt.log.Warn("retrying", "what", what, "in", next.Round(time.Millisecond), "error", err)
 		}
-		if rt.ctx.Err() != nil {
-			return
-		}
-		rt.log.Warn("retrying", "what", what, "error", err)
-		select {
-		case <-time.After(pause):
-		case <-rt.ctx.Done():
-			return
-		}
-		pause = min(2*pause, 5*time.Second)
-	}
+	}))
 }
 
 // A grain refuses a request by answering with a google.rpc.Status, which
@@ -318,9 +320,11 @@ func (rt *Runtime) retry(what string, f func(ctx context.Context) (stop bool, er
 //
 //	NotFound            the instance does not exist
 //	AlreadyExists       the instance runs; it cannot be started again
-//	FailedPrecondition  the instance has completed, failed or been terminated
+//	FailedPrecondition  the instance has completed, failed or been terminated,
+//	                    or its history cannot be loaded
 //	InvalidArgument     the request is invalid (an unknown orchestrator, say)
-//	Unavailable         the activation cannot serve it now; retry
+//	Unavailable         the activation cannot serve it now; the cluster
+//	                    retries against a new activation
 func errorReply(code codes.Code, format string, args ...any) *spb.Status {
 	return status.Newf(code, format, args...).Proto()
 }
@@ -341,4 +345,11 @@ func Retriable(err error) bool {
 		return false
 	}
 	return true
+}
+
+// permanentAppendError reports whether the store refused an append for
+// good: retrying the same events cannot succeed.
+func permanentAppendError(err error) bool {
+	return errors.Is(err, eventstore.ErrEventTooLarge) || errors.Is(err, eventstore.ErrAppendTooLarge) ||
+		errors.Is(err, eventstore.ErrInvalidEvent) || errors.Is(err, eventstore.ErrInvalidStreamName)
 }

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/google/btree"
 
 	"github.com/durableactor/durable/eventstore"
@@ -197,9 +198,7 @@ func Open(ctx context.Context, store eventstore.Store, logger *slog.Logger) (*In
 		if err != nil {
 			return nil, fmt.Errorf("index: catch up: %w", err)
 		}
-		if err := x.apply(&dec, &ev); err != nil {
-			return nil, err
-		}
+		x.apply(&dec, &ev)
 	}
 	follow, cancel := context.WithCancel(context.Background())
 	x.cancel = cancel
@@ -207,23 +206,41 @@ func Open(ctx context.Context, store eventstore.Store, logger *slog.Logger) (*In
 	return x, nil
 }
 
-// follow applies new events until Close.
+// follow applies new events until Close. A subscription that ends with an
+// error (the store is unreachable) is made again from the last applied
+// position, with backoff, until it holds; only a closed store stops the
+// index.
 func (x *Index) follow(ctx context.Context, filter eventstore.Filter) {
 	defer close(x.done)
 	defer close(x.stopped)
-	var dec history.Decoder
-	x.mu.RLock()
-	from := eventstore.FromPosition(x.applied)
-	x.mu.RUnlock()
-	for ev, err := range x.store.SubscribeToAll(ctx, eventstore.SubscribeAllOptions{From: from, Filter: filter}) {
-		if err != nil {
-			if ctx.Err() == nil {
-				x.fail(fmt.Errorf("index: subscription ended: %w", err))
+	retry := backoff.NewExponentialBackOff()
+	retry.InitialInterval, retry.MaxInterval = 50*time.Millisecond, 5*time.Second
+	for {
+		var dec history.Decoder
+		x.mu.RLock()
+		from := eventstore.FromPosition(x.applied)
+		x.mu.RUnlock()
+		var err error
+		for ev, serr := range x.store.SubscribeToAll(ctx, eventstore.SubscribeAllOptions{From: from, Filter: filter}) {
+			if serr != nil {
+				err = serr
+				break
 			}
+			x.apply(&dec, &ev)
+			retry.Reset()
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, eventstore.ErrClosed):
+			x.fail(fmt.Errorf("index: subscription ended: %w", err))
 			return
 		}
-		if err := x.apply(&dec, &ev); err != nil {
-			x.fail(err)
+		wait := retry.NextBackOff()
+		x.log.Warn("the instance index lost its subscription to the event store; subscribing again", "in", wait.Round(time.Millisecond), "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
 			return
 		}
 	}
@@ -241,10 +258,10 @@ func (x *Index) fail(err error) {
 
 // apply folds one stored record (an episode, or a single history event)
 // into the index.
-func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) error {
+func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) {
 	id, ok := strings.CutPrefix(rec.Stream, history.StreamPrefix)
 	if !ok {
-		return nil
+		return
 	}
 	events, err := dec.DecodeRecord(x.scratch[:0], rec)
 	x.scratch = events
@@ -253,7 +270,7 @@ func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) error
 	if err != nil {
 		x.applyCorrupt(id, rec, err)
 		x.advance(rec.Position)
-		return nil
+		return
 	}
 	for i := range events {
 		x.applyEvent(id, &events[i], rec)
@@ -269,7 +286,6 @@ func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) error
 		x.reorder(in)
 	}
 	x.advance(rec.Position)
-	return nil
 }
 
 // applyCorrupt marks the instance of a record that cannot be decoded as

@@ -597,6 +597,14 @@ func (i *Instance) updateWaiting() bool {
 	return true
 }
 
+// Recorded reports whether an input with the given request ID is recorded
+// in this generation (or was, in one shortly before it): a request that
+// comes again is answered as the first one was.
+func (i *Instance) Recorded(requestID string) bool {
+	_, ok := i.requestIDs[requestID]
+	return ok && requestID != ""
+}
+
 // Status returns the instance's runtime status.
 func (i *Instance) Status() Status { return i.status }
 

@@ -1,23 +1,23 @@
-package actors
+package recovery
 
 import (
 	"context"
 	"sync"
 )
 
-// actedTracker knows up to which global position every recorded decision
-// has been carried out (timers scheduled, events sent). Decisions are
-// persisted before they are acted on, so a crash between the two leaves
-// decisions that nothing will carry out; after a restart the engine wakes
-// the instances whose latest append lies past the tracker's last
-// checkpoint, and they act again (idempotently).
+// tracker knows up to which global position every recorded decision has
+// been carried out (timers scheduled, events sent). Decisions are persisted
+// before they are acted on, so a crash between the two leaves decisions
+// that nothing will carry out; after a restart, recovery wakes the
+// instances whose records lie past the last checkpoint, and they act again
+// (idempotently).
 //
 // Appends and their acts are counted per epoch. A checkpoint reads the
 // store's last position L, then opens a new epoch, then waits until every
 // operation of the earlier epochs has finished: any append at or below L
 // began before L was read, so it belongs to an earlier epoch, and all of
 // them are then acted on.
-type actedTracker struct {
+type tracker struct {
 	mu       sync.Mutex
 	epoch    uint64
 	inflight map[uint64]int
@@ -27,13 +27,13 @@ type actedTracker struct {
 	watched bool
 }
 
-func newActedTracker() *actedTracker {
-	return &actedTracker{inflight: make(map[uint64]int), drained: make(chan struct{})}
+func newTracker() *tracker {
+	return &tracker{inflight: make(map[uint64]int), drained: make(chan struct{})}
 }
 
 // begin registers an operation (an append and its acts) and returns its
 // epoch for end.
-func (t *actedTracker) begin() uint64 {
+func (t *tracker) begin() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.inflight[t.epoch]++
@@ -41,7 +41,7 @@ func (t *actedTracker) begin() uint64 {
 }
 
 // end marks the operation of the given epoch finished.
-func (t *actedTracker) end(epoch uint64) {
+func (t *tracker) end(epoch uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.inflight[epoch]--
@@ -55,7 +55,7 @@ func (t *actedTracker) end(epoch uint64) {
 }
 
 // checkpoint returns a position up to which everything has been acted on.
-func (t *actedTracker) checkpoint(ctx context.Context, lastPosition func(context.Context) (uint64, error)) (uint64, error) {
+func (t *tracker) checkpoint(ctx context.Context, lastPosition func(context.Context) (uint64, error)) (uint64, error) {
 	last, err := lastPosition(ctx)
 	if err != nil {
 		return 0, err
@@ -88,7 +88,7 @@ func (t *actedTracker) checkpoint(ctx context.Context, lastPosition func(context
 }
 
 // busy reports whether any operation is in flight.
-func (t *actedTracker) busy() bool {
+func (t *tracker) busy() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.inflight) > 0
