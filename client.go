@@ -150,7 +150,11 @@ func (c *Client) caughtUp(ctx context.Context) error {
 	c.mu.Lock()
 	written := c.written
 	c.mu.Unlock()
-	return c.e.index.WaitFor(ctx, written)
+	err := c.e.index.WaitFor(ctx, written)
+	if errors.Is(err, index.ErrStopped) {
+		return fmt.Errorf("%w: %w", ErrIndexStopped, err)
+	}
+	return err
 }
 
 // encode marshals a payload with the registry's converter and checks its size.

@@ -666,3 +666,49 @@ func TestConflictingStartDuringOptimisticStart(t *testing.T) {
 		t.Fatalf("a conflicting Start of a running instance returned %v; the stream holds %v (orchestrator %q)", err, kinds(h), h[1].Name)
 	}
 }
+
+// ---------------------------------------------------------------------------
+// A request retried after its instance continued as new is still one.
+
+// TestRetriedRequestAfterContinueAsNew: the episode that takes an event and
+// continues as new is slow to append, so the cluster sends the same request
+// again (its attempt timed out). The copy is handled after the new
+// generation began; it must be recognised, not advance the instance again.
+func TestRetriedRequestAfterContinueAsNew(t *testing.T) {
+	reg := durable.NewRegistry()
+	durable.RegisterOrchestrator(reg, "Step", func(ctx *orchestration.Context, n int) (int, error) {
+		if _, err := orchestration.WaitForEvent[int](ctx, "next").Await(); err != nil {
+			return 0, err
+		}
+		return 0, ctx.ContinueAsNew(n + 1)
+	})
+	logs, logger := newLogWatch()
+	store := &hookStore{Store: memory.New(memory.Config{})}
+	released := make(chan struct{})
+	store.setHook(func(_ context.Context, stream string, _ eventstore.ExpectedRevision, events []eventstore.EventData) error {
+		if stream == "orchestration-step" && len(events) == 2 {
+			// The ContinueAsNew: held until the request was sent again.
+			<-released
+		}
+		return nil
+	})
+	c := openEngine(t, reg, "", func(cfg *durable.Config) {
+		cfg.Store = store
+		cfg.Logger = logger
+	}).Client()
+	ctx := ctxFor(t, 60*time.Second)
+	if _, err := c.Start(ctx, "Step", 0, durable.WithInstanceID("step")); err != nil {
+		t.Fatal(err)
+	}
+	raised := make(chan error, 1)
+	go func() { raised <- c.RaiseEvent(ctx, "step", "next", 1) }()
+	eventually(t, func() bool { return logs.count("grain call attempt failed", "identity=step", "attempt=1") > 0 })
+	close(released)
+	if err := <-raised; err != nil {
+		t.Fatal(err)
+	}
+	h := mustHistory(t, c, "step")
+	if h[1].Kind != orchestration.ExecutionStarted || h[1].Generation != 1 {
+		t.Fatalf("one event, sent twice by the cluster, moved the instance to %+v; want generation 1", h[1])
+	}
+}

@@ -191,6 +191,10 @@ func (c *Cluster) onEvent(evt any) {
 	}
 }
 
+// Started is closed once protoactor's member start has returned in full,
+// its trailing sleep included; a Stop before then waits for it.
+func (c *Cluster) Started() <-chan struct{} { return c.started }
+
 // System is the actor system, for grain code that spawns or messages plain
 // actors.
 func (c *Cluster) System() *actor.ActorSystem { return c.system }

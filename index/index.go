@@ -296,7 +296,7 @@ func (x *Index) applyCorrupt(id string, rec *eventstore.RecordedEvent, err error
 	x.log.Error("an instance's history cannot be decoded; it is shown as failed", "instance", id, "error", err)
 	in := x.instances[id]
 	if in == nil {
-		in = &Instance{ID: id, Created: rec.Created, CompletionRevision: NoRevision, CustomStatusRevision: NoRevision}
+		in = &Instance{ID: id, Created: rec.Created, CompletionRevision: NoRevision, CustomStatusRevision: NoRevision, inputInline: true}
 		x.instances[id] = in
 	}
 	in.Status = orchestration.StatusFailed
@@ -463,7 +463,7 @@ var closedChan = func() chan struct{} {
 var ErrStopped = errors.New("index: stopped")
 
 // WaitFor returns once the index has applied the event at position, so a
-// client reads its own writes.
+// client reads its own writes, or ErrStopped once the index has stopped.
 func (x *Index) WaitFor(ctx context.Context, position uint64) error {
 	for {
 		x.mu.Lock()
@@ -478,6 +478,8 @@ func (x *Index) WaitFor(ctx context.Context, position uint64) error {
 		}
 		select {
 		case <-changed:
+		case <-x.stopped:
+			return ErrStopped
 		case <-ctx.Done():
 			return ctx.Err()
 		}
