@@ -185,10 +185,7 @@ func (e *Engine) isStopped() bool {
 // ActiveInstances returns how many instances are active (in memory) on
 // this node; idle ones passivate after Config.IdleTimeout.
 func (e *Engine) ActiveInstances() int {
-	if kind := e.cluster.ProtoCluster().GetClusterKind(actors.Kind); kind != nil {
-		return int(kind.Count())
-	}
-	return 0
+	return e.cluster.Active(actors.Kind)
 }
 
 // Stranded returns the instances that have neither ended nor anything to

@@ -242,7 +242,7 @@ func TestFencing(t *testing.T) {
 	if _, err := c.Start(ctx, "Fenced", nil, WithInstanceID("f")); err != nil {
 		t.Fatal(err)
 	}
-	kind := e.cluster.ProtoCluster().GetClusterKind(actors.Kind)
+	kind := protocluster.NewKind(actors.Kind, e.runtime.Props()).Build(e.cluster.ProtoCluster())
 	second := e.cluster.System().Root.Spawn(protocluster.WithClusterIdentity(kind.Props, protocluster.NewClusterIdentity("f", actors.Kind)))
 	reply, err := e.cluster.System().Root.RequestFuture(second, &grainpb.Wake{}, 10*time.Second).Result()
 	if err != nil {
@@ -316,6 +316,11 @@ func TestRejectedEpisode(t *testing.T) {
 	reg := NewRegistry()
 	RegisterActivity(reg, "Take", func(_ context.Context, s string) (int, error) { return len(s), nil })
 	RegisterOrchestrator(reg, "Huge", func(ctx *orchestration.Context, n int) (int, error) {
+		if n < 0 { // an event asks for the fan-out, later
+			if err := ctx.WaitForEvent("go").Await(&n); err != nil {
+				return 0, err
+			}
+		}
 		big := strings.Repeat("x", 400<<10)
 		var tasks []orchestration.Awaitable
 		for range n { // three of them make an episode over the 1 MiB an event may hold
@@ -326,7 +331,9 @@ func TestRejectedEpisode(t *testing.T) {
 	e := start(t, Config{Registry: reg})
 	c := e.Client()
 	ctx := within(t, 30*time.Second)
-	if _, err := c.Start(ctx, "Huge", 3, WithInstanceID("huge")); !errors.Is(err, ErrInstanceNotRunning) {
+	// The start is recorded; the instance fails, as one whose code fails at
+	// once would.
+	if _, err := c.Start(ctx, "Huge", 3, WithInstanceID("huge")); err != nil {
 		t.Fatalf("starting an instance whose first episode is too large: %v", err)
 	}
 	st, err := c.Wait(ctx, "huge")
@@ -335,6 +342,17 @@ func TestRejectedEpisode(t *testing.T) {
 	}
 	if !strings.Contains(st.Failure.Message, "over the limit") {
 		t.Fatalf("the failure does not say why: %s", st.Failure.Message)
+	}
+	// A later episode refused: the event that led to it was not recorded,
+	// and its sender hears that the instance failed.
+	if _, err := c.Start(ctx, "Huge", -1, WithInstanceID("later")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RaiseEvent(ctx, "later", "go", 3); !errors.Is(err, ErrInstanceNotRunning) || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("the event whose episode was refused: %v", err)
+	}
+	if st, err := c.Wait(ctx, "later"); err != nil || st.RuntimeStatus != orchestration.StatusFailed {
+		t.Fatalf("%+v (%v)", st, err)
 	}
 	id, err := c.Start(ctx, "Huge", 1)
 	if err != nil {
@@ -399,4 +417,26 @@ func (b *deadLetterWatch) DeadLetter(ctx context.Context, topic delivery.Topic, 
 		b.kept <- struct{}{}
 	}
 	return err
+}
+
+// TestEnginesSideBySide: several engines open, run and stop at once in one
+// process, as a user's parallel tests do; under the race detector too.
+func TestEnginesSideBySide(t *testing.T) {
+	reg := NewRegistry()
+	greet := RegisterActivity(reg, "Greet", func(_ context.Context, s string) (string, error) { return "hi " + s, nil })
+	RegisterOrchestrator(reg, "Hello", func(ctx *orchestration.Context, s string) (string, error) { return greet.Call(ctx, s).Await() })
+	for i := range 4 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			c := start(t, Config{Registry: reg}).Client()
+			ctx := within(t, 30*time.Second)
+			id, err := c.Start(ctx, "Hello", fmt.Sprint(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, err := c.Wait(ctx, id); err != nil || string(st.Output) != fmt.Sprintf(`"hi %d"`, i) {
+				t.Fatalf("%+v (%v)", st, err)
+			}
+		})
+	}
 }

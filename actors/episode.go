@@ -38,9 +38,10 @@ type appendOp struct {
 	// first, to be handled again if the stream turns out to exist.
 	optimistic *startRequest
 	// rejection is set when the episode is the failure recorded in place
-	// of one the store refused (see reject).
-	rejection bool
-	epoch     uint64
+	// of one the store refused (see reject); started when the refused
+	// episode started the instance.
+	rejection, started bool
+	epoch              uint64
 	// retries paces the attempts after a failure.
 	retries *backoff.ExponentialBackOff
 
@@ -394,7 +395,9 @@ func (g *grain) appendFailed(c actor.Context, op *appendOp) {
 
 // reject records, in place of an episode the store refused for good, the
 // failure of the instance with the store's reason. The episode's decisions
-// and inputs are dropped; its waiters hear that the instance failed.
+// and inputs are dropped. A Start is answered as recorded (the instance
+// exists, and failed, as one whose code fails at once would); the waiters of
+// other inputs hear that the instance failed without them.
 func (g *grain) reject(c actor.Context, op *appendOp) {
 	reason := fmt.Sprintf("the event store refused the episode: %v", op.err)
 	g.rt.log.Error("an episode cannot be recorded; the instance fails", "instance", g.id, "error", op.err)
@@ -415,6 +418,7 @@ func (g *grain) reject(c actor.Context, op *appendOp) {
 		episode:   orchestration.Episode{Events: orchestration.RejectionEpisode(g.rt.now(), start, reason)},
 		waiters:   op.waiters,
 		rejection: true,
+		started:   start != nil,
 		previous:  op.previous,
 	}
 	if op.optimistic != nil {
@@ -423,12 +427,16 @@ func (g *grain) reject(c actor.Context, op *appendOp) {
 	g.appendEpisode(c, rejection)
 }
 
-// rejected reloads the instance once its rejection is recorded, and tells
-// the waiters of the refused episode that the instance failed.
+// rejected reloads the instance once its rejection is recorded, and answers
+// the waiters of the refused episode (see reject).
 func (g *grain) rejected(c actor.Context, op *appendOp) {
 	g.rt.recovery.End(op.epoch)
-	g.reply(c, op.waiters, errorReply(codes.FailedPrecondition, "instance %q failed: %s", g.id,
-		op.episode.Events[len(op.episode.Events)-2].Failure.Message))
+	if op.started {
+		g.acknowledge(c, op.waiters)
+	} else {
+		g.reply(c, op.waiters, errorReply(codes.FailedPrecondition, "instance %q failed: %s", g.id,
+			op.episode.Events[len(op.episode.Events)-2].Failure.Message))
+	}
 	g.cancelActivities()
 	g.stopLocalTimers()
 	if g.inst != nil {

@@ -58,14 +58,15 @@ type Cluster struct {
 }
 
 // Start starts an actor system and a cluster member hosting kinds, and returns
-// once the member is part of the cluster topology (for the embedded mode: at
-// once) or ctx ends. Start fails with an error wrapping ErrInvalidConfig for a
-// Config or Kind it cannot use.
+// once the member is part of the cluster topology (in process: at once) or
+// ctx ends. Start fails with an error wrapping ErrInvalidConfig for a Config
+// or Kind it cannot use.
 //
-// protoactor's Cluster.StartMember ends with an unconditional one-second
-// sleep. Start runs it on its own goroutine and returns as soon as the
-// member is ready; Stop waits for that goroutine, so a Stop right after Start
-// takes up to that second.
+// With a Provider, protoactor's Cluster.StartMember ends with an
+// unconditional one-second sleep. Start runs it on its own goroutine and
+// returns as soon as the member is ready; Stop waits for that goroutine, so
+// a Stop right after Start takes up to that second. In process (no
+// Provider) there is no member start at all.
 func Start(ctx context.Context, cfg Config, kinds ...Kind) (*Cluster, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -74,6 +75,9 @@ func Start(ctx context.Context, cfg Config, kinds ...Kind) (*Cluster, error) {
 	pkinds, err := validateKinds(kinds)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Provider == nil {
+		return startInProcess(cfg, pkinds), nil
 	}
 	if err := checkPortFree(cfg.Host, cfg.Port); err != nil {
 		return nil, err
@@ -85,8 +89,8 @@ func Start(ctx context.Context, cfg Config, kinds ...Kind) (*Cluster, error) {
 	if cfg.AdvertisedHost != "" {
 		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(cfg.AdvertisedHost))
 	}
-	// The embedded mode places grains with a local lookup; a real provider
-	// spreads them over members with disthash.
+	// A member that is the whole cluster places grains with a local
+	// lookup; a real provider spreads them over members with disthash.
 	var lookup protocluster.IdentityLookup = disthash.New()
 	var local *localLookup
 	if _, single := cfg.Provider.(SingleMember); single {
@@ -137,6 +141,41 @@ func Start(ctx context.Context, cfg Config, kinds ...Kind) (*Cluster, error) {
 	}
 	c.abandon()
 	return nil, fmt.Errorf("cluster: start: member not ready: %w", ctx.Err())
+}
+
+// startInProcess starts the in-process mode: an actor system with
+// protoactor's cluster extension, whose grains the local lookup places on
+// this process. Nothing of protoactor's member starts: no remote layer (no
+// gRPC, no listener), no gossip, no membership, no fixed sleep. So it
+// starts and stops in milliseconds, and several engines in one process
+// share no global state (a member start rewrites gRPC's process-wide
+// logger, which races with any other member's gRPC goroutines).
+func startInProcess(cfg Config, kinds []*protocluster.Kind) *Cluster {
+	system := actor.NewActorSystem(actor.WithLoggerFactory(protoactorLogger(cfg.Logger)))
+	local := newLocalLookup()
+	// The member is never started; it is protoactor's cluster extension,
+	// which its grain middleware (ClusterInit, PID cache) looks up.
+	member := protocluster.New(system, protocluster.Configure(cfg.Name, SingleMember{}, local,
+		remote.Configure(cfg.Host, 0), protocluster.WithRequestTimeout(cfg.RequestTimeout)))
+	activated := make([]*protocluster.ActivatedKind, len(kinds))
+	for i, k := range kinds {
+		activated[i] = k.Build(member)
+	}
+	local.setup(member, activated)
+	c := &Cluster{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		system:   system,
+		member:   member,
+		local:    local,
+		ready:    make(chan struct{}),
+		started:  make(chan struct{}),
+		stopping: make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	close(c.ready)
+	close(c.started)
+	return c
 }
 
 // startMember runs protoactor's StartMember, which reports failures (a port
@@ -207,8 +246,24 @@ func (c *Cluster) System() *actor.ActorSystem { return c.system }
 func (c *Cluster) ProtoCluster() *protocluster.Cluster { return c.member }
 
 // Addr is the host:port of this member's remote layer, with the port chosen
-// when Config.Port was 0.
-func (c *Cluster) Addr() string { return c.system.Address() }
+// when Config.Port was 0; empty in process, which has no remote layer.
+func (c *Cluster) Addr() string {
+	if c.provider == nil {
+		return ""
+	}
+	return c.system.Address()
+}
+
+// Active returns how many grains of kind are active on this member.
+func (c *Cluster) Active(kind string) int {
+	if c.local != nil {
+		return c.local.active(kind)
+	}
+	if k := c.member.GetClusterKind(kind); k != nil {
+		return int(k.Count())
+	}
+	return 0
+}
 
 // Members returns the addresses of the members in the current topology,
 // sorted.
@@ -262,6 +317,13 @@ func (c *Cluster) shutdown() {
 	// down under it would race with it.
 	<-c.started
 	begin := time.Now()
+	if c.provider == nil {
+		// In process: only grains and the actor system to stop.
+		c.local.Shutdown()
+		c.system.Shutdown()
+		c.log.Debug("cluster: stopped", slog.Duration("took", time.Since(begin)))
+		return
+	}
 	c.step("announce leaving", func() {
 		c.member.Gossip.SetState(protocluster.GracefullyLeftKey, &emptypb.Empty{})
 	})

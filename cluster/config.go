@@ -51,9 +51,11 @@ type Config struct {
 	// this expires, whereas the caller's context bounds the call as a whole.
 	RequestTimeout time.Duration
 
-	// Provider is the membership provider. Nil: SingleMember, the embedded
-	// mode. A multi-node deployment plugs a real provider here (consul, etcd,
-	// k8s, ...); everything else in this package stays the same.
+	// Provider is the membership provider. Nil: the in-process mode, a
+	// cluster of this process alone with no network at all (the embedded
+	// mode). SingleMember: a networked member that is the whole cluster. A
+	// multi-node deployment plugs a real provider here (consul, etcd, k8s,
+	// ...); everything else in this package stays the same.
 	Provider protocluster.ClusterProvider
 }
 
@@ -94,9 +96,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Provider == nil {
-		cfg.Provider = SingleMember{}
 	}
 	return cfg, nil
 }

@@ -12,7 +12,7 @@
 //	reply, err := c.Request(ctx, "counter", "order-42", wrapperspb.String("add"))
 //
 // Every identity of a kind is one actor, activated on first use on the member
-// that owns the identity (this member in the embedded mode; otherwise
+// that owns the identity (this process in the in-process mode; otherwise
 // rendezvous hashing over the members that host the kind, protoactor's
 // disthash identity lookup) and living until it stops
 // itself or the member stops. durable's orchestration and entity grains are
@@ -64,17 +64,23 @@
 //
 // # Modes
 //
-// The embedded mode, the zero Config, is a cluster of one member: the
-// SingleMember provider reports the member itself as the whole topology, with
-// no discovery and nothing on the network except the remote layer's gRPC
-// listener, bound to 127.0.0.1 on a free port. Nothing listens on a
-// non-loopback address unless Config.Host says so.
+// The in-process mode, the zero Config (no Provider), is durable's embedded
+// mode: a cluster of this process alone. It is protoactor's actor system and
+// cluster extension with a local identity lookup that places every grain
+// here, and nothing of protoactor's member: no remote layer, no gossip, no
+// membership. Nothing listens on the network at all, it starts and stops in
+// milliseconds, and several of them in one process share no state (so a
+// test binary may open many engines at once, under the race detector too).
+// Messages are still protobuf, so grain code does not change between modes.
 //
-// The multi-node mode is the same code with a real membership provider in
-// Config.Provider (any protoactor ClusterProvider), Host set to an address
-// the other members can reach (or AdvertisedHost when binding a wildcard),
-// and the same kinds registered on every member. Only the provider changes;
-// placement, calls and shutdown do not.
+// With a Provider the member is networked. SingleMember is a member that is
+// the whole cluster, reporting itself as the topology with no discovery;
+// its remote layer's gRPC listener binds 127.0.0.1 on a free port unless
+// Config.Host says otherwise. The multi-node mode is the same code with a
+// real membership provider (any protoactor ClusterProvider), Host set to an
+// address the other members can reach (or AdvertisedHost when binding a
+// wildcard), and the same kinds registered on every member. Only the
+// provider changes; placement, calls and shutdown do not.
 //
 // # Logging and lifecycle
 //
@@ -84,13 +90,16 @@
 // stack, so grain code that wants one recovers and logs it itself. Nothing
 // in this package or, as configured here, in protoactor writes to stdout.
 //
-// Start returns when the member is in its own topology. Stop refuses new
-// calls, leaves the cluster, deactivates every grain (each receives
-// *actor.Stopping and *actor.Stopped), then stops gossip, the remote layer and
-// the actor system. If its context ends first it returns, the shutdown goes
-// on, and a second Stop waits for it.
+// Start returns when the member is in its own topology (in process: at
+// once). Stop refuses new calls, leaves the cluster, deactivates every grain
+// (each receives *actor.Stopping and *actor.Stopped), then stops gossip, the
+// remote layer and the actor system. If its context ends first it returns,
+// the shutdown goes on, and a second Stop waits for it.
 //
 // # protoactor-go quirks handled here
+//
+// The first four concern networked members only; the in-process mode starts
+// none of those parts.
 //
 //   - Cluster.StartMember ends with a fixed one-second sleep and reports
 //     errors by panicking: Start runs it on a goroutine and returns as soon
@@ -105,9 +114,10 @@
 //   - Its default logger writes to stderr at Info, and the remote layer
 //     silences gRPC by replacing gRPC's process-wide logger (grpclog) each
 //     time a member starts. That write races with the gRPC goroutines of any
-//     other member alive in the same process, so under the race detector a
-//     process (a test binary) must run one member at a time; tests with
-//     several members belong in files built without -race.
+//     other networked member alive in the same process, so under the race
+//     detector a process (a test binary) must run one networked member at a
+//     time; tests with several belong in files built without -race. The
+//     in-process mode has no gRPC and is free of this.
 //   - When a member of a multi-node cluster stops, protoactor logs the closed
 //     gRPC streams at Error ("EndpointWriter lost connection") on both sides.
 //   - Some of its log throttles leave a goroutine waiting out a window of up

@@ -63,7 +63,7 @@ func TestStartAfterStopReusesThePort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	first, err := cluster.Start(ctx, cluster.Config{}, counterKind("counter", ev, 0))
+	first, err := cluster.Start(ctx, cluster.Config{Provider: cluster.SingleMember{}}, counterKind("counter", ev, 0))
 	if err != nil {
 		t.Fatalf("first Start: %v", err)
 	}
@@ -79,7 +79,7 @@ func TestStartAfterStopReusesThePort(t *testing.T) {
 	}
 
 	p, _ := strconv.Atoi(port)
-	second := startCluster(t, cluster.Config{Port: p}, counterKind("counter", ev, 0))
+	second := startCluster(t, cluster.Config{Port: p, Provider: cluster.SingleMember{}}, counterKind("counter", ev, 0))
 	if second.Addr() != first.Addr() {
 		t.Fatalf("second member on %s, want %s", second.Addr(), first.Addr())
 	}
@@ -96,7 +96,7 @@ func TestStartFailsCleanlyOnAPortInUse(t *testing.T) {
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
 
-	_, err = cluster.Start(context.Background(), cluster.Config{Port: port})
+	_, err = cluster.Start(context.Background(), cluster.Config{Port: port, Provider: cluster.SingleMember{}})
 	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(port)) {
 		t.Fatalf("Start on a port in use: %v, want an error naming port %d", err, port)
 	}
@@ -129,8 +129,27 @@ func TestStartRejectsInvalidConfig(t *testing.T) {
 	}
 }
 
-func TestNothingListensBeyondLoopback(t *testing.T) {
+// TestInProcessHasNoNetwork: the in-process mode (no Provider) has no
+// remote layer, so no address, and starts and stops at once.
+func TestInProcessHasNoNetwork(t *testing.T) {
+	begin := time.Now()
 	c := startCluster(t, cluster.Config{}, counterKind("counter", newEvents(), 0))
+	if got := requestString(t, c, "counter", "a"); got != "a=1" {
+		t.Fatalf("got %q", got)
+	}
+	if c.Addr() != "" || len(c.Members()) != 0 {
+		t.Fatalf("in process, Addr %q and Members %v", c.Addr(), c.Members())
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(begin); took > 500*time.Millisecond {
+		t.Fatalf("start, one call and stop took %v", took)
+	}
+}
+
+func TestNothingListensBeyondLoopback(t *testing.T) {
+	c := startCluster(t, cluster.Config{Provider: cluster.SingleMember{}}, counterKind("counter", newEvents(), 0))
 	requestString(t, c, "counter", "a") // the remote layer is up and used
 
 	host, port, err := net.SplitHostPort(c.Addr())
@@ -265,7 +284,7 @@ func captureStdio(t *testing.T) (restore func(), output func() string) {
 func TestStopWithAnEndedContextStillShutsDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := cluster.Start(ctx, cluster.Config{Logger: slog.New(newLogs())}, counterKind("counter", newEvents(), 0))
+	c, err := cluster.Start(ctx, cluster.Config{Logger: slog.New(newLogs()), Provider: cluster.SingleMember{}}, counterKind("counter", newEvents(), 0))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}

@@ -18,8 +18,15 @@ import (
 type localLookup struct {
 	cluster *protocluster.Cluster
 	seed    maphash.Seed
-	props   map[string]*actor.Props // by kind, with the forgetting middleware
+	kinds   map[string]*localKind
 	shards  [64]lookupShard
+}
+
+// localKind is a kind's props, with the forgetting middleware, and its
+// count of activations.
+type localKind struct {
+	props     *actor.Props
+	activated *protocluster.ActivatedKind
 }
 
 type lookupShard struct {
@@ -30,7 +37,7 @@ type lookupShard struct {
 var _ protocluster.IdentityLookup = (*localLookup)(nil)
 
 func newLocalLookup() *localLookup {
-	l := &localLookup{seed: maphash.MakeSeed(), props: make(map[string]*actor.Props)}
+	l := &localLookup{seed: maphash.MakeSeed(), kinds: make(map[string]*localKind)}
 	for i := range l.shards {
 		l.shards[i].pids = make(map[string]*actor.PID)
 	}
@@ -41,16 +48,31 @@ func (l *localLookup) shard(key string) *lookupShard {
 	return &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
 }
 
-// Setup prepares the kinds' props so that a stopping grain removes itself.
+// Setup prepares the kinds of a started member (protoactor calls it).
 func (l *localLookup) Setup(c *protocluster.Cluster, kinds []string, _ bool) {
-	l.cluster = c
+	var activated []*protocluster.ActivatedKind
 	for _, name := range kinds {
-		kind := c.GetClusterKind(name)
-		if kind == nil {
-			continue
+		if kind := c.GetClusterKind(name); kind != nil {
+			activated = append(activated, kind)
 		}
-		l.props[name] = kind.Props.Clone(actor.WithReceiverMiddleware(l.forgetOnStop))
 	}
+	l.setup(c, activated)
+}
+
+// setup prepares the kinds' props so that a stopping grain removes itself.
+func (l *localLookup) setup(c *protocluster.Cluster, kinds []*protocluster.ActivatedKind) {
+	l.cluster = c
+	for _, k := range kinds {
+		l.kinds[k.Kind] = &localKind{props: k.Props.Clone(actor.WithReceiverMiddleware(l.forgetOnStop)), activated: k}
+	}
+}
+
+// active returns how many grains of kind are active.
+func (l *localLookup) active(kind string) int {
+	if k, ok := l.kinds[kind]; ok {
+		return int(k.activated.Count())
+	}
+	return 0
 }
 
 // forgetOnStop removes a grain from the lookup when it stops, so the next
@@ -61,8 +83,8 @@ func (l *localLookup) forgetOnStop(next actor.ReceiverFunc) actor.ReceiverFunc {
 		if _, ok := env.Message.(*actor.Stopped); ok {
 			if ci := protocluster.GetClusterIdentity(c); ci != nil {
 				l.RemovePid(ci, c.Self())
-				if kind := l.cluster.GetClusterKind(ci.Kind); kind != nil {
-					kind.Dec()
+				if kind, ok := l.kinds[ci.Kind]; ok {
+					kind.activated.Dec()
 				}
 			}
 		}
@@ -72,7 +94,7 @@ func (l *localLookup) forgetOnStop(next actor.ReceiverFunc) actor.ReceiverFunc {
 // Get returns the grain's activation, activating it if there is none; nil
 // for a kind this member does not host.
 func (l *localLookup) Get(ci *protocluster.ClusterIdentity) *actor.PID {
-	props, ok := l.props[ci.Kind]
+	kind, ok := l.kinds[ci.Kind]
 	if !ok {
 		return nil
 	}
@@ -83,8 +105,8 @@ func (l *localLookup) Get(ci *protocluster.ClusterIdentity) *actor.PID {
 	if pid, ok := s.pids[key]; ok {
 		return pid
 	}
-	pid := l.cluster.ActorSystem.Root.SpawnPrefix(protocluster.WithClusterIdentity(props, ci), ci.Identity)
-	l.cluster.GetClusterKind(ci.Kind).Inc()
+	pid := l.cluster.ActorSystem.Root.SpawnPrefix(protocluster.WithClusterIdentity(kind.props, ci), ci.Identity)
+	kind.activated.Inc()
 	s.pids[key] = pid
 	return pid
 }
