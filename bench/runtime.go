@@ -85,7 +85,8 @@ func engineFor(ctx context.Context, cfg config, name string, tweak func(*durable
 }
 
 // load starts orchestrations from inflight goroutines for the duration
-// and waits for each to complete, recording start-to-completion latency.
+// (each at least one, however short the duration) and waits for each to
+// complete, recording start-to-completion latency.
 func load(ctx context.Context, c *durable.Client, inflight int, duration time.Duration, name string, input func(i int) any, check func(i int, st *durable.Status) error) ([]time.Duration, time.Duration, error) {
 	var (
 		mu        sync.Mutex
@@ -100,7 +101,7 @@ func load(ctx context.Context, c *durable.Client, inflight int, duration time.Du
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(deadline) {
+			for first := true; first || time.Now().Before(deadline); first = false {
 				i := int(next.Add(1))
 				began := time.Now()
 				id, err := c.Start(ctx, name, input(i))
