@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -110,13 +111,17 @@ type activityJob struct {
 	ctx        context.Context
 }
 
-// activityDone carries an activity's outcome to its instance's grain.
+// activityDone carries an activity's outcome to its instance's grain. The
+// runtime counts it as unrecorded from the moment it is sent; taken is set
+// by whoever settles that count: the grain that receives it (which then
+// holds it), or its runner, stopping, for an outcome its grain never took.
 type activityDone struct {
 	eventID    int32
 	generation int32
 	result     []byte
 	failure    *orchestration.FailureDetails
 	runner     *actor.PID
+	taken      atomic.Bool
 }
 
 // runner is a child actor of a grain that runs the grain's activities one
@@ -124,9 +129,10 @@ type activityDone struct {
 // runners and hands them job after job, so a chain or a fan-out does not
 // pay for spawning and stopping an actor per activity.
 type runner struct {
-	rt      *Runtime
-	job     *activityJob
-	granted bool
+	rt  *Runtime
+	job *activityJob
+	// sent is the last outcome sent to the grain.
+	sent *activityDone
 }
 
 func (r *runner) Receive(c actor.Context) {
@@ -139,8 +145,12 @@ func (r *runner) Receive(c actor.Context) {
 	case runActivity:
 		r.run(c)
 	case *actor.Stopping:
-		// A slot held for a job or for an outcome its grain never took.
-		r.rt.limiter.release(c.Self())
+		if r.job != nil {
+			r.rt.limiter.release(c.Self())
+		}
+		if r.sent != nil && r.sent.taken.CompareAndSwap(false, true) {
+			r.rt.unrecorded.Add(-1) // its grain stopped before taking it
+		}
 	}
 }
 
@@ -161,9 +171,11 @@ func (r *runner) run(c actor.Context) {
 		r.rt.limiter.release(c.Self())
 		return
 	}
-	// The slot stays taken until the grain has the outcome (it releases
-	// it), so a graceful stop that waits for free slots and for the results
-	// grains hold loses no outcome between the two.
+	// Counted before the slot is released, so a graceful stop that waits
+	// for free slots and for unrecorded outcomes sees this one throughout.
+	r.rt.unrecorded.Add(1)
+	r.sent = done
+	r.rt.limiter.release(c.Self())
 	c.Send(c.Parent(), done)
 }
 

@@ -345,17 +345,20 @@ func (g *grain) cancelActivities() {
 	g.waiting = nil
 }
 
-// activityDone takes an activity's outcome from its runner: the runner's
-// slot is released now that the outcome is in the grain's hands (a
-// graceful stop waits for both), and the outcome goes into the next
-// episode, unless the grain or the generation it belongs to is gone.
+// activityDone takes an activity's outcome from its runner. The outcome
+// goes into the next episode, unless the grain or the generation it
+// belongs to is gone; the runtime counts it as unrecorded until then (see
+// activityDone.taken).
 func (g *grain) activityDone(c actor.Context, d *activityDone) {
-	g.rt.limiter.release(d.runner)
+	if !d.taken.CompareAndSwap(false, true) {
+		return // its runner stopped first and settled it
+	}
 	if cancel, ok := g.jobs[d.eventID]; ok {
 		cancel()
 		delete(g.jobs, d.eventID)
 	}
 	if g.state == stopped {
+		g.addResults(-1)
 		return
 	}
 	if len(g.waiting) > 0 {
@@ -365,6 +368,7 @@ func (g *grain) activityDone(c actor.Context, d *activityDone) {
 		g.idle = append(g.idle, d.runner)
 	}
 	if !g.live() || d.generation != g.generation {
+		g.addResults(-1)
 		return
 	}
 	ev := orchestration.HistoryEvent{Kind: orchestration.TaskCompleted, EventID: d.eventID, Result: d.result}
@@ -372,7 +376,6 @@ func (g *grain) activityDone(c actor.Context, d *activityDone) {
 		ev = orchestration.HistoryEvent{Kind: orchestration.TaskFailed, EventID: d.eventID, Failure: d.failure}
 	}
 	g.results++
-	g.addResults(1)
 	g.enqueue(c, []orchestration.HistoryEvent{ev}, nil)
 }
 
