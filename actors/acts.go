@@ -8,7 +8,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/grpc/status"
 
-	"github.com/durableactor/durable/delivery"
 	"github.com/durableactor/durable/internal/grainpb"
 	"github.com/durableactor/durable/orchestration"
 )
@@ -45,131 +44,6 @@ func (g *grain) act(c actor.Context, events []orchestration.HistoryEvent, epoch,
 	}
 	timers, sends := g.busActs(c, events)
 	g.post(c, outboxBatch{epoch: epoch, timers: timers, sends: sends, truncateBefore: truncateBefore})
-}
-
-// outbox holds the acts of recorded episodes that go out through the bus
-// and the cluster (timers, sent events, truncations). One job at a time
-// carries them out, batch after batch, so the events one instance sends to
-// another arrive in the order it sent them.
-type outbox struct {
-	batches []outboxBatch
-	// sending is set while a job carries batches out.
-	sending bool
-}
-
-func (o *outbox) busy() bool { return o.sending || len(o.batches) > 0 }
-
-// outboxBatch is the acts of one append; epoch ends when they are out.
-type outboxBatch struct {
-	epoch          uint64
-	timers         []scheduled
-	sends          []send
-	truncateBefore uint64
-	// redone marks the acts a loading grain carries out again for records
-	// a crash may have left unacted.
-	redone bool
-}
-
-func (b *outboxBatch) empty() bool {
-	return len(b.timers) == 0 && len(b.sends) == 0 && b.truncateBefore == 0 && !b.redone
-}
-
-// outboxDone tells the grain that its outbox job has finished.
-type outboxDone struct{}
-
-// scheduled is a durable timer to schedule on the bus.
-type scheduled struct {
-	at  time.Time
-	msg delivery.Message
-}
-
-// send is an event for another instance: the request, and the message a
-// refusal keeps as a dead letter (which a redrive delivers through the bus).
-type send struct {
-	deliver *grainpb.Deliver
-	msg     delivery.Message
-}
-
-// post queues a batch of acts; a batch with nothing to do ends its epoch at
-// once.
-func (g *grain) post(c actor.Context, b outboxBatch) {
-	if b.empty() {
-		g.rt.recovery.End(b.epoch)
-		return
-	}
-	g.outbox.batches = append(g.outbox.batches, b)
-	g.flushOutbox(c)
-}
-
-// flushOutbox starts a job for the queued batches unless one runs.
-func (g *grain) flushOutbox(c actor.Context) {
-	if g.outbox.sending || len(g.outbox.batches) == 0 {
-		return
-	}
-	batches := g.outbox.batches
-	g.outbox.batches, g.outbox.sending = nil, true
-	self, rt, id, stream := c.Self(), g.rt, g.id, g.stream
-	rt.pool.Schedule(func() {
-		for _, b := range batches {
-			if !rt.carryOut(stream, b) {
-				return // shutting down: the epochs stay open, a restart acts again
-			}
-			if b.redone {
-				rt.recovery.Redone(id)
-			}
-			rt.recovery.End(b.epoch)
-		}
-		rt.system.Root.Send(self, outboxDone{})
-	})
-}
-
-// carryOut schedules a batch's timers, delivers its sends and truncates,
-// retrying each until it is done; it reports false if the runtime shut down
-// first.
-func (rt *Runtime) carryOut(stream string, b outboxBatch) bool {
-	for _, t := range b.timers {
-		rt.retry("schedule timer "+t.msg.ID, func(ctx context.Context) error {
-			return rt.bus.Schedule(ctx, t.at, t.msg)
-		})
-	}
-	for _, s := range b.sends {
-		rt.deliverSend(s)
-	}
-	if b.truncateBefore > 0 && rt.ctx.Err() == nil {
-		rt.truncate(stream, b.truncateBefore)
-	}
-	return rt.ctx.Err() == nil
-}
-
-// deliverSend hands a sent event to its instance through the cluster,
-// retrying while the instance cannot be reached. An instance that refuses
-// it (it does not exist, or has ended) leaves it as a dead letter with the
-// reason, where an operator sees it and may redrive it.
-func (rt *Runtime) deliverSend(s send) {
-	rt.retry("send event to "+s.msg.Identity, func(ctx context.Context) error {
-		_, err := rt.grains.Request(ctx, Kind, s.msg.Identity, s.deliver)
-		if err == nil || Retriable(err) {
-			return err
-		}
-		reason := fmt.Sprintf("refused by instance %q: %s", s.msg.Identity, status.Convert(err).Message())
-		if err := rt.bus.DeadLetter(ctx, delivery.Events, s.msg, reason); err != nil {
-			return err
-		}
-		rt.log.Warn("an event sent to an instance was refused; it is kept as a dead letter", "to", s.msg.Identity, "id", s.msg.ID, "reason", reason)
-		return nil
-	})
-}
-
-// truncate drops a stream's records before revision: the generations that
-// have ended.
-func (rt *Runtime) truncate(stream string, revision uint64) {
-	ctx, cancel := context.WithTimeout(rt.ctx, 30*time.Second)
-	defer cancel()
-	if err := rt.store.TruncateBefore(ctx, stream, revision); err != nil {
-		// Replay skips to the last ExecutionStarted, so a longer history
-		// is only slower; the next load truncates again.
-		rt.log.Warn("truncating a finished generation failed", "stream", stream, "error", err)
-	}
 }
 
 // busActs builds the bus messages of timers and a scheduled start, and the
@@ -218,8 +92,8 @@ func (g *grain) startMessage(es orchestration.HistoryEvent) (scheduled, bool) {
 func sendOf(instanceID string, generation int32, sent orchestration.HistoryEvent) send {
 	id := fmt.Sprintf("send:%s:%d:%d", instanceID, generation, sent.EventID)
 	raised := orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: sent.Name, Input: sent.Input, RequestID: id}
-	msg, _ := busMessage(id, sent.InstanceID, "EventRaised", raised) // encoding protobuf cannot fail here
-	return send{deliver: DeliverMessage(raised), msg: msg}
+	dead, _ := busMessage(id, sent.InstanceID, "EventRaised", raised) // encoding protobuf cannot fail here
+	return send{kind: Kind, identity: sent.InstanceID, request: DeliverMessage(raised), dead: dead}
 }
 
 func timerID(instanceID string, generation, eventID int32) string {

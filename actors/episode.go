@@ -1,13 +1,9 @@
 package actors
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/cenkalti/backoff/v5"
 	"google.golang.org/grpc/codes"
 
 	"github.com/durableactor/durable/eventstore"
@@ -16,18 +12,10 @@ import (
 	"github.com/durableactor/durable/orchestration"
 )
 
-// appendOp is an episode's append: what the grain asks for, and, when it
-// comes back to the grain as a message, the outcome of one attempt.
-type appendOp struct {
+// episodeWork is what an orchestration grain appends: an episode (one
+// record, or two for a ContinueAsNew).
+type episodeWork struct {
 	episode orchestration.Episode
-	// data and expected are fixed by the first attempt: a retry sends the
-	// same event IDs with the same expected revision, which the store
-	// takes as the same append (idempotent) if an earlier attempt was
-	// recorded after all.
-	data     []eventstore.EventData
-	expected eventstore.ExpectedRevision
-	// waiters are answered once the episode is recorded.
-	waiters []*actor.PID
 	// results is how many activity results the episode records.
 	results int
 	// restart is set when the episode starts a finished instance over;
@@ -38,19 +26,10 @@ type appendOp struct {
 	// first, to be handled again if the stream turns out to exist.
 	optimistic *startRequest
 	// rejection is set when the episode is the failure recorded in place
-	// of one the store refused (see reject); started when the refused
+	// of one the store refused (see refused); started when the refused
 	// episode started the instance.
 	rejection, started bool
-	epoch              uint64
-	// retries paces the attempts after a failure.
-	retries *backoff.ExponentialBackOff
-
-	result eventstore.AppendResult
-	err    error
 }
-
-// retryAppend asks the grain to try its append in flight again.
-type retryAppend struct{ op *appendOp }
 
 // startRequest is a Start and who asked.
 type startRequest struct {
@@ -122,12 +101,12 @@ func (g *grain) start(c actor.Context, req *startRequest) {
 	}
 	// Only a Start that is about to be appended settles whether the stream
 	// was read: one refused above leaves the grain as it found it.
-	op := &appendOp{episode: ep, waiters: []*actor.PID{req.sender}, restart: restart, previous: g.inst}
+	w := &episodeWork{episode: ep, restart: restart, previous: g.inst}
 	if g.state == unloaded {
-		op.optimistic = req
+		w.optimistic = req
 	}
 	g.setInstance(inst)
-	g.appendEpisode(c, op)
+	g.appendEpisode(c, w, []*actor.PID{req.sender})
 }
 
 // deliver queues inputs for the next episode.
@@ -243,7 +222,7 @@ func (g *grain) process(c actor.Context) {
 		g.addResults(-results)
 		g.acknowledge(c, pids(waiters))
 	default:
-		g.appendEpisode(c, &appendOp{episode: ep, waiters: pids(waiters), results: results})
+		g.appendEpisode(c, &episodeWork{episode: ep, results: results}, pids(waiters))
 	}
 }
 
@@ -266,76 +245,44 @@ func (g *grain) refuse(c actor.Context, inputs []orchestration.HistoryEvent, wai
 }
 
 // appendEpisode appends an episode as one record in the background; the
-// grain learns the outcome from the appendOp coming back. A ContinueAsNew
-// appends two records, the end of the old generation and the start of the
-// new, and a restart of a finished instance one; the history before the
-// new generation's record is truncated once the old one's decisions are
-// carried out.
-func (g *grain) appendEpisode(c actor.Context, op *appendOp) {
-	ep := op.episode
+// grain learns the outcome in appended, conflicted or refused. A
+// ContinueAsNew appends two records, the end of the old generation and the
+// start of the new, and a restart of a finished instance one; the history
+// before the new generation's record is truncated once the old one's
+// decisions are carried out.
+func (g *grain) appendEpisode(c actor.Context, w *episodeWork, waiters []*actor.PID) {
+	ep := w.episode
+	var data []eventstore.EventData
 	if ep.ContinuedAsNew {
-		op.data = []eventstore.EventData{
+		data = []eventstore.EventData{
 			history.EpisodeData(ep.Events[:ep.NewGeneration], eventID()),
 			history.EpisodeData(ep.Events[ep.NewGeneration:], eventID()),
 		}
 	} else {
-		op.data = []eventstore.EventData{history.EpisodeData(ep.Events, eventID())}
+		data = []eventstore.EventData{history.EpisodeData(ep.Events, eventID())}
 	}
-	op.expected = eventstore.NoStream
-	if g.revision != eventstore.NoRevision {
-		op.expected = eventstore.Exact(uint64(g.revision))
-	}
-	op.epoch = g.rt.recovery.Begin()
-	g.flight = op
-	g.state = appending
-	if op.optimistic != nil {
-		g.state = starting
-	}
-	g.attempt(c, op)
+	g.append(c, &appendOp{data: data, waiters: waiters, work: w}, w.optimistic != nil)
 }
 
-// attempt runs one try of the append in flight on the pool.
-func (g *grain) attempt(c actor.Context, op *appendOp) {
-	self, stream, rt := c.Self(), g.stream, g.rt
-	rt.pool.Schedule(func() {
-		ctx, cancel := context.WithTimeout(rt.ctx, 30*time.Second)
-		defer cancel()
-		op.result, op.err = rt.store.Append(ctx, stream, op.expected, op.data...)
-		rt.system.Root.Send(self, op)
-	})
-}
-
-// appendDone handles the outcome of an attempt: it acts on a recorded
-// episode; after a failure it tries again, stops (fenced), starts over
-// (an optimistic Start found the instance) or fails the instance (the store
-// refused the episode for good).
-func (g *grain) appendDone(c actor.Context, op *appendOp) {
-	if g.flight != op || (g.state != starting && g.state != appending) {
-		return // the grain stopped meanwhile
-	}
-	if op.err != nil {
-		g.appendFailed(c, op)
-		return
-	}
-	g.flight = nil
-	g.state = ready
-	g.revision, g.position = int64(op.result.Revision), op.result.Position
+// appended acts on a recorded episode.
+func (g *grain) appended(c actor.Context, op *appendOp) {
+	w := op.work.(*episodeWork)
 	// The results it carried are recorded.
-	g.addResults(-op.results)
-	if op.previous != nil {
-		op.previous.Close()
+	g.addResults(-w.results)
+	if w.previous != nil {
+		w.previous.Close()
 	}
-	if op.rejection {
+	if w.rejection {
 		g.rejected(c, op)
 		return
 	}
-	ep := op.episode
+	ep := w.episode
 	current := ep.Events
 	var truncateBefore uint64
 	if ep.ContinuedAsNew {
 		current = ep.Events[:ep.NewGeneration]
 	}
-	if ep.ContinuedAsNew || op.restart {
+	if ep.ContinuedAsNew || w.restart {
 		truncateBefore = op.result.Revision // the record that starts the new generation
 	}
 	g.act(c, current, op.epoch, truncateBefore)
@@ -343,68 +290,55 @@ func (g *grain) appendDone(c actor.Context, op *appendOp) {
 	if ep.ContinuedAsNew {
 		g.continueAsNew(c, ep.Events[ep.NewGeneration:])
 	}
-	if op.optimistic != nil {
+	if w.optimistic != nil {
 		g.releaseHeld(c)
 	}
 	g.process(c)
 }
 
-// appendFailed decides what a failed attempt means.
-func (g *grain) appendFailed(c actor.Context, op *appendOp) {
-	conflict := errors.Is(op.err, eventstore.ErrWrongExpectedRevision)
-	switch {
-	case conflict && op.optimistic != nil:
-		// The instance exists after all: read it and handle the Start again.
-		g.rt.recovery.End(op.epoch)
-		g.flight = nil
-		g.inst.Close()
-		g.inst, g.state = nil, unloaded
-		if op.previous != nil {
-			op.previous.Close()
+// conflicted handles an episode another writer beat. An optimistic Start
+// found the instance after all: the grain reads it and handles the Start
+// again. Otherwise another activation writes this instance now (fencing).
+func (g *grain) conflicted(c actor.Context, op *appendOp) {
+	w := op.work.(*episodeWork)
+	if w.optimistic == nil {
+		g.fenced(c, op)
+		return
+	}
+	g.rt.recovery.End(op.epoch)
+	g.flight = nil
+	g.inst.Close()
+	g.inst, g.state = nil, unloaded
+	if w.previous != nil {
+		w.previous.Close()
+	}
+	if g.load(c, w.optimistic.sender) {
+		g.start(c, w.optimistic)
+		if g.state != starting {
+			g.releaseHeld(c)
 		}
-		if g.load(c, op.optimistic.sender) {
-			g.start(c, op.optimistic)
-			if g.state != starting {
-				g.releaseHeld(c)
-			}
-			g.process(c)
-		}
-	case conflict:
-		// The same event IDs would have been taken as a retry: these were
-		// not recorded, and another activation writes this instance now.
-		g.rt.log.Warn("another activation wrote the instance first; stopping without acting", "instance", g.id, "error", op.err)
-		g.rt.recovery.End(op.epoch)
-		g.stopNow(c, op.err)
-	case permanentAppendError(op.err) && !op.rejection:
-		g.rt.recovery.End(op.epoch)
-		g.reject(c, op)
-	case g.rt.ctx.Err() != nil || errors.Is(op.err, eventstore.ErrClosed) || permanentAppendError(op.err):
-		g.rt.log.Warn("appending an episode failed; the activation stops", "instance", g.id, "error", op.err)
-		g.stopNow(c, op.err)
-	default:
-		if op.retries == nil {
-			op.retries = backoff.NewExponentialBackOff()
-			op.retries.InitialInterval, op.retries.MaxInterval = 20*time.Millisecond, 5*time.Second
-		}
-		wait := op.retries.NextBackOff()
-		g.rt.log.Warn("appending an episode failed; trying again", "instance", g.id, "in", wait.Round(time.Millisecond), "error", op.err)
-		self, rt := c.Self(), g.rt
-		time.AfterFunc(wait, func() { rt.system.Root.Send(self, retryAppend{op}) })
+		g.process(c)
 	}
 }
 
-// reject records, in place of an episode the store refused for good, the
+// refused records, in place of an episode the store refused for good, the
 // failure of the instance with the store's reason. The episode's decisions
 // and inputs are dropped. A Start is answered as recorded (the instance
 // exists, and failed, as one whose code fails at once would); the waiters of
 // other inputs hear that the instance failed without them.
-func (g *grain) reject(c actor.Context, op *appendOp) {
+func (g *grain) refused(c actor.Context, op *appendOp) {
+	w := op.work.(*episodeWork)
+	if w.rejection {
+		g.rt.log.Error("even the failure of an instance cannot be recorded; the activation stops", "instance", g.id, "error", op.err)
+		g.stopNow(c, op.err)
+		return
+	}
 	reason := fmt.Sprintf("the event store refused the episode: %v", op.err)
 	g.rt.log.Error("an episode cannot be recorded; the instance fails", "instance", g.id, "error", op.err)
-	g.addResults(-op.results)
-	first := op.episode.Events
-	if op.episode.ContinuedAsNew {
-		first = first[:op.episode.NewGeneration]
+	g.addResults(-w.results)
+	first := w.episode.Events
+	if w.episode.ContinuedAsNew {
+		first = first[:w.episode.NewGeneration]
 	}
 	var start *orchestration.HistoryEvent
 	for i := range first {
@@ -413,29 +347,26 @@ func (g *grain) reject(c actor.Context, op *appendOp) {
 			break
 		}
 	}
-	g.flight = nil
-	rejection := &appendOp{
-		episode:   orchestration.Episode{Events: orchestration.RejectionEpisode(g.rt.now(), start, reason)},
-		waiters:   op.waiters,
-		rejection: true,
-		started:   start != nil,
-		previous:  op.previous,
+	rejection := &episodeWork{
+		episode:    orchestration.Episode{Events: orchestration.RejectionEpisode(g.rt.now(), start, reason)},
+		rejection:  true,
+		started:    start != nil,
+		previous:   w.previous,
+		optimistic: w.optimistic,
 	}
-	if op.optimistic != nil {
-		rejection.optimistic = op.optimistic
-	}
-	g.appendEpisode(c, rejection)
+	g.appendEpisode(c, rejection, op.waiters)
 }
 
 // rejected reloads the instance once its rejection is recorded, and answers
-// the waiters of the refused episode (see reject).
+// the waiters of the refused episode (see refused).
 func (g *grain) rejected(c actor.Context, op *appendOp) {
+	w := op.work.(*episodeWork)
 	g.rt.recovery.End(op.epoch)
-	if op.started {
+	if w.started {
 		g.acknowledge(c, op.waiters)
 	} else {
 		g.reply(c, op.waiters, errorReply(codes.FailedPrecondition, "instance %q failed: %s", g.id,
-			op.episode.Events[len(op.episode.Events)-2].Failure.Message))
+			w.episode.Events[len(w.episode.Events)-2].Failure.Message))
 	}
 	g.cancelActivities()
 	g.stopLocalTimers()
@@ -447,7 +378,7 @@ func (g *grain) rejected(c actor.Context, op *appendOp) {
 	if !g.load(c, nil) {
 		return
 	}
-	if op.optimistic != nil {
+	if w.optimistic != nil {
 		g.releaseHeld(c)
 	}
 	g.process(c)
@@ -486,6 +417,6 @@ func (g *grain) continueAsNew(c actor.Context, events []orchestration.HistoryEve
 		return
 	}
 	if len(next.Events) > 0 {
-		g.appendEpisode(c, &appendOp{episode: next})
+		g.appendEpisode(c, &episodeWork{episode: next}, nil)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 
 	"github.com/durableactor/durable/eventstore"
@@ -16,64 +17,16 @@ import (
 	"github.com/durableactor/durable/orchestration"
 )
 
-// grainState is where a grain is in its lifecycle:
-//
-//	unloaded ──Start──▶ starting ──appended──▶ ready ◀──appended, nothing queued──┐
-//	   │                   │                     │                               │
-//	   │                   └─the stream existed: │ inputs                        │
-//	   │                     load, Start again   ▼                               │
-//	   └──Deliver, Wake: load──────────────▶ ready ──▶ appending ────────────────┘
-//	                                                   (a failed append is tried
-//	                                                    again until the store takes it)
-//
-//	any state ──fenced, cannot load, shutting down──▶ stopped
-//
-// unloaded: activated, the stream not read yet. A Start appends at once,
-// expecting no stream (most starts are of new instances); anything else
-// loads the stream first.
-//
-// starting: that optimistic Start's append is in flight and the grain does
-// not know yet whether the instance it made up is the one that exists, so
-// every other request waits (held) until the append settles.
-//
-// ready: loaded (the instance may not exist), no append in flight. Inputs
-// run an episode at once.
-//
-// appending: an episode's append is in flight; inputs queue and run as one
-// episode after it.
-//
-// stopped: the grain will not serve again. Fenced by another activation's
-// write, unable to read its stream, or shutting down. It answers every
-// request Unavailable, so the cluster retries against a fresh activation,
-// and acts on nothing.
-type grainState uint8
-
-const (
-	unloaded grainState = iota
-	starting
-	ready
-	appending
-	stopped
-)
-
-var stateNames = [...]string{"unloaded", "starting", "ready", "appending", "stopped"}
-
-func (s grainState) String() string { return stateNames[s] }
-
-// grain is one orchestration instance, active on this node.
+// grain is one orchestration instance, active on this node: a core (the
+// lifecycle, the fenced appends, the outbox) and what an orchestration
+// adds: its executor instance, its queue of inputs and its activities.
 type grain struct {
-	rt     *Runtime
-	id     string
-	stream string
-	state  grainState
+	core
+	id string
 
 	// inst is nil while the instance does not exist.
 	inst       *orchestration.Instance
 	generation int32
-	// revision is the stream's last revision (NoRevision for no stream)
-	// and position the global position of the grain's last known append.
-	revision int64
-	position uint64
 
 	// The next episode: its inputs, who waits for which of them to be
 	// recorded, and whether to run it without inputs (a scheduled start
@@ -82,8 +35,6 @@ type grain struct {
 	waiters []waiter
 	tick    bool
 	results int
-	// flight is the append in flight (starting, appending).
-	flight *appendOp
 	// held are the requests that wait for an optimistic Start to settle.
 	held []heldRequest
 
@@ -97,7 +48,6 @@ type grain struct {
 	// children counts the sub-orchestration starts waiting for an answer.
 	children int
 	timers   map[int32]*time.Timer
-	outbox   outbox
 }
 
 func (g *grain) Receive(c actor.Context) {
@@ -115,16 +65,11 @@ func (g *grain) Receive(c actor.Context) {
 	case childAnswered:
 		g.children--
 	case *appendOp:
-		g.appendDone(c, m)
+		g.appendResult(c, m)
 	case retryAppend:
-		if g.state == starting || g.state == appending {
-			g.attempt(c, m.op)
-		}
+		g.retry(c, m.op)
 	case outboxDone:
-		g.outbox.sending = false
-		if g.state != stopped {
-			g.flushOutbox(c)
-		}
+		g.outboxFinished(c)
 	case *actor.ReceiveTimeout:
 		g.passivate(c)
 	case *actor.Stopping:
@@ -141,9 +86,7 @@ func (g *grain) live() bool {
 // message that needs it.
 func (g *grain) activate(c actor.Context, id string) {
 	g.id = id
-	g.stream = history.StreamName(id)
-	g.state = unloaded
-	g.revision = eventstore.NoRevision
+	g.init(g.rt, "instance "+id, history.StreamName(id), g)
 	g.jobs = make(map[int32]context.CancelFunc)
 	g.timers = make(map[int32]*time.Timer)
 	c.SetReceiveTimeout(g.rt.idle)
@@ -153,7 +96,7 @@ func (g *grain) activate(c actor.Context, id string) {
 func (g *grain) request(c actor.Context, msg any, sender *actor.PID) {
 	switch g.state {
 	case stopped:
-		c.Send(sender, errorReply(codes.Unavailable, "the activation of instance %q has stopped", g.id))
+		g.refuseStopped(c, sender)
 		return
 	case starting:
 		g.held = append(g.held, heldRequest{msg: msg, sender: sender})
@@ -249,7 +192,7 @@ func (g *grain) read(c actor.Context) error {
 	g.reissue(c, fresh)
 	g.redo(c, events, records)
 	if len(ep.Events) > 0 {
-		g.appendEpisode(c, &appendOp{episode: ep})
+		g.appendEpisode(c, &episodeWork{episode: ep}, nil)
 	}
 	return nil
 }
@@ -323,13 +266,6 @@ func pids(waiters []waiter) []*actor.PID {
 	return out
 }
 
-// acknowledge answers the waiters of inputs that are recorded.
-func (g *grain) acknowledge(c actor.Context, waiters []*actor.PID) {
-	if len(waiters) > 0 {
-		g.reply(c, waiters, &grainpb.Ack{Position: g.position})
-	}
-}
-
 // completionAck answers a retried Start of an instance that has ended with
 // its outcome: a parent that starts its child again after a restart learns
 // the outcome from it, whose notification a crash may have lost.
@@ -337,14 +273,6 @@ func (g *grain) completionAck() *grainpb.Ack {
 	out, failure := g.inst.Output()
 	ec := orchestration.HistoryEvent{Kind: orchestration.ExecutionCompleted, Status: g.inst.Status(), Result: out, Failure: failure}
 	return &grainpb.Ack{Position: g.position, Completion: encodeEvent(&ec)}
-}
-
-func (g *grain) reply(c actor.Context, to []*actor.PID, msg any) {
-	for _, pid := range to {
-		if pid != nil {
-			c.Send(pid, msg)
-		}
-	}
 }
 
 // idleNow reports whether the grain holds nothing that passivation would lose.
@@ -368,15 +296,9 @@ func (g *grain) stopIfEmpty(c actor.Context) {
 	}
 }
 
-// stopNow stops the grain for good without acting on anything it holds:
-// it was fenced, cannot load, or the runtime shuts down. Everyone waiting
-// for an answer is told to retry elsewhere.
-func (g *grain) stopNow(c actor.Context, reason error) {
-	if g.state == stopped {
-		return
-	}
-	g.state = stopped
-	refusal := errorReply(codes.Unavailable, "instance %q: %v", g.id, reason)
+// abandon answers everyone the grain has not answered as it stops for good
+// (fenced, unable to load, shutting down), and drops the inputs it holds.
+func (g *grain) abandon(c actor.Context, refusal *spb.Status) {
 	for _, w := range g.waiters {
 		c.Send(w.pid, refusal)
 	}
@@ -386,15 +308,15 @@ func (g *grain) stopNow(c actor.Context, reason error) {
 	g.waiters, g.held, g.queue = nil, nil, nil
 	g.addResults(-g.results)
 	g.results = 0
-	c.Stop(c.Self())
 }
 
 // teardown releases what the activation holds when it stops.
 func (g *grain) teardown() {
 	if g.flight != nil {
-		g.addResults(-g.flight.results)
-		if g.flight.previous != nil {
-			g.flight.previous.Close()
+		w := g.flight.work.(*episodeWork)
+		g.addResults(-w.results)
+		if w.previous != nil {
+			w.previous.Close()
 		}
 		// Its epoch stays open: whether the append was recorded is not
 		// known, so the acted-on checkpoint must not pass it.

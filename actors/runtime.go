@@ -172,7 +172,7 @@ func NewRuntime(cfg Config) *Runtime {
 
 // Props returns the props of the orchestration grain kind.
 func (rt *Runtime) Props() *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return &grain{rt: rt} }, actor.WithDispatcher(rt.pool))
+	return actor.PropsFromProducer(func() actor.Actor { return &grain{core: core{rt: rt}} }, actor.WithDispatcher(rt.pool))
 }
 
 // Bind connects the runtime to the running cluster.
