@@ -33,6 +33,14 @@ const (
 	ExecutionSuspended
 	ExecutionResumed
 	ExecutionRewound
+	// Entities, as the Durable Task protocol names them.
+	EntityOperationSignaled
+	EntityOperationCalled
+	EntityOperationCompleted
+	EntityOperationFailed
+	EntityLockRequested
+	EntityLockGranted
+	EntityUnlockSent
 	numEventKinds
 )
 
@@ -59,6 +67,13 @@ var kindNames = [...]string{
 	ExecutionSuspended:                "ExecutionSuspended",
 	ExecutionResumed:                  "ExecutionResumed",
 	ExecutionRewound:                  "ExecutionRewound",
+	EntityOperationSignaled:           "EntityOperationSignaled",
+	EntityOperationCalled:             "EntityOperationCalled",
+	EntityOperationCompleted:          "EntityOperationCompleted",
+	EntityOperationFailed:             "EntityOperationFailed",
+	EntityLockRequested:               "EntityLockRequested",
+	EntityLockGranted:                 "EntityLockGranted",
+	EntityUnlockSent:                  "EntityUnlockSent",
 }
 
 func (k EventKind) String() string {
@@ -96,7 +111,8 @@ func (k *EventKind) UnmarshalText(b []byte) error {
 func (k EventKind) IsDecision() bool {
 	switch k {
 	case TaskScheduled, SubOrchestrationInstanceCreated, TimerCreated, EventSent,
-		ExecutionCompleted, OrchestratorCompleted:
+		ExecutionCompleted, OrchestratorCompleted,
+		EntityOperationSignaled, EntityOperationCalled, EntityLockRequested, EntityUnlockSent:
 		return true
 	}
 	return false
@@ -107,7 +123,8 @@ func (k EventKind) IsDecision() bool {
 // EventID is the sequence number of the decision they complete.
 func (k EventKind) IsOutcome() bool {
 	switch k {
-	case TaskCompleted, TaskFailed, SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed, TimerFired:
+	case TaskCompleted, TaskFailed, SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed, TimerFired,
+		EntityOperationCompleted, EntityOperationFailed, EntityLockGranted:
 		return true
 	}
 	return false
@@ -136,6 +153,13 @@ func (k EventKind) IsOutcome() bool {
 //	EventSent                 EventID, InstanceID, Name, Input
 //	EventRaised               Name, Input, RequestID
 //	ExecutionSuspended/Resumed  Input (reason), RequestID
+//	EntityOperationSignaled   EventID, InstanceID (the entity), Name (operation), Input, FireAt (scheduled)
+//	EntityOperationCalled     EventID, InstanceID (the entity), Name (operation), Input
+//	EntityOperationCompleted  EventID (of the call), Result
+//	EntityOperationFailed     EventID (of the call), Failure
+//	EntityLockRequested       EventID, LockSet (the entities, sorted)
+//	EntityLockGranted         EventID (of the request)
+//	EntityUnlockSent          EventID, InstanceID (the entity), Name (the lock's ID)
 //
 // Timestamp is set on every event: when it was recorded.
 type HistoryEvent struct {
@@ -167,6 +191,9 @@ type HistoryEvent struct {
 	// ContinueAsNew started, the request IDs recorded shortly before by the
 	// generations before it, so that their redeliveries stay duplicates.
 	RequestIDs []string `json:"requestIds,omitempty"`
+	// LockSet are, on an EntityLockRequested, the entities of the critical
+	// section, sorted.
+	LockSet []string `json:"lockSet,omitempty"`
 }
 
 // ParentInstance identifies the orchestration that started a

@@ -13,8 +13,11 @@ func TestEventKindClasses(t *testing.T) {
 		orchestration.SubOrchestrationInstanceCompleted: true,
 		orchestration.SubOrchestrationInstanceFailed:    true,
 		orchestration.TimerFired:                        true,
+		orchestration.EntityOperationCompleted:          true,
+		orchestration.EntityOperationFailed:             true,
+		orchestration.EntityLockGranted:                 true,
 	}
-	for k := orchestration.ExecutionStarted; k <= orchestration.ExecutionRewound; k++ {
+	for k := orchestration.ExecutionStarted; k <= orchestration.EntityUnlockSent; k++ {
 		if k.IsOutcome() != outcomes[k] {
 			t.Errorf("%s.IsOutcome() = %v", k, k.IsOutcome())
 		}

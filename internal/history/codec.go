@@ -38,6 +38,7 @@ const (
 	fieldRequestID    = 14
 	fieldAwaited      = 15
 	fieldRequestIDs   = 16
+	fieldLockSet      = 17
 )
 
 // Fields of FailureDetails and ParentInstance.
@@ -133,6 +134,9 @@ func episodeSize(events []orchestration.HistoryEvent) int {
 			size += 2 + len(s)
 		}
 		for _, s := range ev.RequestIDs {
+			size += 2 + len(s)
+		}
+		for _, s := range ev.LockSet {
 			size += 2 + len(s)
 		}
 		for f := ev.Failure; f != nil; f = f.Inner {
@@ -243,6 +247,10 @@ func Append(dst []byte, ev *orchestration.HistoryEvent) []byte {
 	}
 	for _, id := range ev.RequestIDs {
 		dst = protowire.AppendTag(dst, fieldRequestIDs, protowire.BytesType)
+		dst = protowire.AppendString(dst, id)
+	}
+	for _, id := range ev.LockSet {
+		dst = protowire.AppendTag(dst, fieldLockSet, protowire.BytesType)
 		dst = protowire.AppendString(dst, id)
 	}
 	return dst
@@ -431,6 +439,8 @@ func (d *Decoder) setBytes(ev *orchestration.HistoryEvent, num protowire.Number,
 		ev.AwaitedEvents = append(ev.AwaitedEvents, d.intern(b))
 	case fieldRequestIDs:
 		ev.RequestIDs = append(ev.RequestIDs, string(b))
+	case fieldLockSet:
+		ev.LockSet = append(ev.LockSet, string(b))
 	}
 	return nil
 }

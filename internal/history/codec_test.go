@@ -26,6 +26,9 @@ var storedKinds = []orchestration.EventKind{
 	orchestration.SubOrchestrationInstanceFailed, orchestration.TimerCreated, orchestration.TimerFired,
 	orchestration.OrchestratorStarted, orchestration.OrchestratorCompleted, orchestration.EventSent,
 	orchestration.EventRaised, orchestration.ExecutionSuspended, orchestration.ExecutionResumed,
+	orchestration.EntityOperationSignaled, orchestration.EntityOperationCalled, orchestration.EntityOperationCompleted,
+	orchestration.EntityOperationFailed, orchestration.EntityLockRequested, orchestration.EntityLockGranted,
+	orchestration.EntityUnlockSent,
 }
 
 func descriptor(t *testing.T, k orchestration.EventKind) protoreflect.MessageType {
@@ -93,6 +96,10 @@ func randomEvent(r *rand.Rand, k orchestration.EventKind, fields protoreflect.Fi
 		case fieldRequestIDs:
 			for range 1 + r.IntN(3) {
 				ev.RequestIDs = append(ev.RequestIDs, str())
+			}
+		case fieldLockSet:
+			for range 1 + r.IntN(3) {
+				ev.LockSet = append(ev.LockSet, str())
 			}
 		}
 	}

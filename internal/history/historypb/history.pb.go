@@ -25,6 +25,7 @@
 //   14 request_id     string
 //   15 awaited_events repeated string  names of the events the code waits for
 //   16 request_ids    repeated string  request IDs carried into a generation
+//   17 lock_set       repeated string  the entities of a critical section
 //
 // New fields take new numbers; numbers are never reused.
 
@@ -1343,6 +1344,470 @@ func (x *ExecutionResumed) GetRequestId() string {
 	return ""
 }
 
+type EntityOperationSignaled struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	EventId   int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The operation.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The entity, "name@key".
+	InstanceId string `protobuf:"bytes,5,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Input      []byte `protobuf:"bytes,6,opt,name=input,proto3" json:"input,omitempty"`
+	// When to deliver it, if later.
+	FireAt        int64 `protobuf:"fixed64,9,opt,name=fire_at,json=fireAt,proto3" json:"fire_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityOperationSignaled) Reset() {
+	*x = EntityOperationSignaled{}
+	mi := &file_internal_history_historypb_history_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityOperationSignaled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityOperationSignaled) ProtoMessage() {}
+
+func (x *EntityOperationSignaled) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_history_historypb_history_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityOperationSignaled.ProtoReflect.Descriptor instead.
+func (*EntityOperationSignaled) Descriptor() ([]byte, []int) {
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *EntityOperationSignaled) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *EntityOperationSignaled) GetEventId() int32 {
+	if x != nil {
+		return x.EventId
+	}
+	return 0
+}
+
+func (x *EntityOperationSignaled) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EntityOperationSignaled) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *EntityOperationSignaled) GetInput() []byte {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+func (x *EntityOperationSignaled) GetFireAt() int64 {
+	if x != nil {
+		return x.FireAt
+	}
+	return 0
+}
+
+type EntityOperationCalled struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp     int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	EventId       int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	InstanceId    string                 `protobuf:"bytes,5,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Input         []byte                 `protobuf:"bytes,6,opt,name=input,proto3" json:"input,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityOperationCalled) Reset() {
+	*x = EntityOperationCalled{}
+	mi := &file_internal_history_historypb_history_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityOperationCalled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityOperationCalled) ProtoMessage() {}
+
+func (x *EntityOperationCalled) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_history_historypb_history_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityOperationCalled.ProtoReflect.Descriptor instead.
+func (*EntityOperationCalled) Descriptor() ([]byte, []int) {
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EntityOperationCalled) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *EntityOperationCalled) GetEventId() int32 {
+	if x != nil {
+		return x.EventId
+	}
+	return 0
+}
+
+func (x *EntityOperationCalled) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EntityOperationCalled) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *EntityOperationCalled) GetInput() []byte {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+type EntityOperationCompleted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp     int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	EventId       int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Result        []byte                 `protobuf:"bytes,7,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityOperationCompleted) Reset() {
+	*x = EntityOperationCompleted{}
+	mi := &file_internal_history_historypb_history_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityOperationCompleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityOperationCompleted) ProtoMessage() {}
+
+func (x *EntityOperationCompleted) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_history_historypb_history_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityOperationCompleted.ProtoReflect.Descriptor instead.
+func (*EntityOperationCompleted) Descriptor() ([]byte, []int) {
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *EntityOperationCompleted) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *EntityOperationCompleted) GetEventId() int32 {
+	if x != nil {
+		return x.EventId
+	}
+	return 0
+}
+
+func (x *EntityOperationCompleted) GetResult() []byte {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+type EntityOperationFailed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp     int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	EventId       int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Failure       *FailureDetails        `protobuf:"bytes,8,opt,name=failure,proto3" json:"failure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityOperationFailed) Reset() {
+	*x = EntityOperationFailed{}
+	mi := &file_internal_history_historypb_history_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityOperationFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityOperationFailed) ProtoMessage() {}
+
+func (x *EntityOperationFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_history_historypb_history_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityOperationFailed.ProtoReflect.Descriptor instead.
+func (*EntityOperationFailed) Descriptor() ([]byte, []int) {
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *EntityOperationFailed) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *EntityOperationFailed) GetEventId() int32 {
+	if x != nil {
+		return x.EventId
+	}
+	return 0
+}
+
+func (x *EntityOperationFailed) GetFailure() *FailureDetails {
+	if x != nil {
+		return x.Failure
+	}
+	return nil
+}
+
+type EntityLockRequested struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp     int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	EventId       int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	LockSet       []string               `protobuf:"bytes,17,rep,name=lock_set,json=lockSet,proto3" json:"lock_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityLockRequested) Reset() {
+	*x = EntityLockRequested{}
+	mi := &file_internal_history_historypb_history_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityLockRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityLockRequested) ProtoMessage() {}
+
+func (x *EntityLockRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_history_historypb_history_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityLockRequested.ProtoReflect.Descriptor instead.
+func (*EntityLockRequested) Descriptor() ([]byte, []int) {
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *EntityLockRequested) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *EntityLockRequested) GetEventId() int32 {
+	if x != nil {
+		return x.EventId
+	}
+	return 0
+}
+
+func (x *EntityLockRequested) GetLockSet() []string {
+	if x != nil {
+		return x.LockSet
+	}
+	return nil
+}
+
+type EntityLockGranted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp     int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	EventId       int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityLockGranted) Reset() {
+	*x = EntityLockGranted{}
+	mi := &file_internal_history_historypb_history_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityLockGranted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityLockGranted) ProtoMessage() {}
+
+func (x *EntityLockGranted) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_history_historypb_history_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityLockGranted.ProtoReflect.Descriptor instead.
+func (*EntityLockGranted) Descriptor() ([]byte, []int) {
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *EntityLockGranted) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *EntityLockGranted) GetEventId() int32 {
+	if x != nil {
+		return x.EventId
+	}
+	return 0
+}
+
+type EntityUnlockSent struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	EventId   int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The lock's ID.
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	InstanceId    string `protobuf:"bytes,5,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityUnlockSent) Reset() {
+	*x = EntityUnlockSent{}
+	mi := &file_internal_history_historypb_history_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityUnlockSent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityUnlockSent) ProtoMessage() {}
+
+func (x *EntityUnlockSent) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_history_historypb_history_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityUnlockSent.ProtoReflect.Descriptor instead.
+func (*EntityUnlockSent) Descriptor() ([]byte, []int) {
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *EntityUnlockSent) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *EntityUnlockSent) GetEventId() int32 {
+	if x != nil {
+		return x.EventId
+	}
+	return 0
+}
+
+func (x *EntityUnlockSent) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EntityUnlockSent) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
 // Episode is the unit the runtime appends: the history events of one
 // episode, in order. Storing an episode as one event-store event, not one per
 // history event, divides the store's writes per episode by four or more.
@@ -1355,7 +1820,7 @@ type Episode struct {
 
 func (x *Episode) Reset() {
 	*x = Episode{}
-	mi := &file_internal_history_historypb_history_proto_msgTypes[19]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1832,7 @@ func (x *Episode) String() string {
 func (*Episode) ProtoMessage() {}
 
 func (x *Episode) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_history_historypb_history_proto_msgTypes[19]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1845,7 @@ func (x *Episode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Episode.ProtoReflect.Descriptor instead.
 func (*Episode) Descriptor() ([]byte, []int) {
-	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{19}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Episode) GetEvents() []*Entry {
@@ -1403,7 +1868,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_internal_history_historypb_history_proto_msgTypes[20]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1880,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_history_historypb_history_proto_msgTypes[20]
+	mi := &file_internal_history_historypb_history_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1893,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{20}
+	return file_internal_history_historypb_history_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Entry) GetType() string {
@@ -1562,7 +2027,43 @@ const file_internal_history_historypb_history_proto_rawDesc = "" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x14\n" +
 	"\x05input\x18\x06 \x01(\fR\x05input\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x0e \x01(\tR\trequestId\"<\n" +
+	"request_id\x18\x0e \x01(\tR\trequestId\"\xb6\x01\n" +
+	"\x17EntityOperationSignaled\x12\x1c\n" +
+	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1f\n" +
+	"\vinstance_id\x18\x05 \x01(\tR\n" +
+	"instanceId\x12\x14\n" +
+	"\x05input\x18\x06 \x01(\fR\x05input\x12\x17\n" +
+	"\afire_at\x18\t \x01(\x10R\x06fireAt\"\x9b\x01\n" +
+	"\x15EntityOperationCalled\x12\x1c\n" +
+	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1f\n" +
+	"\vinstance_id\x18\x05 \x01(\tR\n" +
+	"instanceId\x12\x14\n" +
+	"\x05input\x18\x06 \x01(\fR\x05input\"k\n" +
+	"\x18EntityOperationCompleted\x12\x1c\n" +
+	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x16\n" +
+	"\x06result\x18\a \x01(\fR\x06result\"\x8e\x01\n" +
+	"\x15EntityOperationFailed\x12\x1c\n" +
+	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12<\n" +
+	"\afailure\x18\b \x01(\v2\".durable.history.v1.FailureDetailsR\afailure\"i\n" +
+	"\x13EntityLockRequested\x12\x1c\n" +
+	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x19\n" +
+	"\block_set\x18\x11 \x03(\tR\alockSet\"L\n" +
+	"\x11EntityLockGranted\x12\x1c\n" +
+	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\x05R\aeventId\"\x80\x01\n" +
+	"\x10EntityUnlockSent\x12\x1c\n" +
+	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1f\n" +
+	"\vinstance_id\x18\x05 \x01(\tR\n" +
+	"instanceId\"<\n" +
 	"\aEpisode\x121\n" +
 	"\x06events\x18\x01 \x03(\v2\x19.durable.history.v1.EntryR\x06events\"/\n" +
 	"\x05Entry\x12\x12\n" +
@@ -1581,7 +2082,7 @@ func file_internal_history_historypb_history_proto_rawDescGZIP() []byte {
 	return file_internal_history_historypb_history_proto_rawDescData
 }
 
-var file_internal_history_historypb_history_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_internal_history_historypb_history_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_internal_history_historypb_history_proto_goTypes = []any{
 	(*FailureDetails)(nil),                    // 0: durable.history.v1.FailureDetails
 	(*ParentInstance)(nil),                    // 1: durable.history.v1.ParentInstance
@@ -1602,8 +2103,15 @@ var file_internal_history_historypb_history_proto_goTypes = []any{
 	(*EventRaised)(nil),                       // 16: durable.history.v1.EventRaised
 	(*ExecutionSuspended)(nil),                // 17: durable.history.v1.ExecutionSuspended
 	(*ExecutionResumed)(nil),                  // 18: durable.history.v1.ExecutionResumed
-	(*Episode)(nil),                           // 19: durable.history.v1.Episode
-	(*Entry)(nil),                             // 20: durable.history.v1.Entry
+	(*EntityOperationSignaled)(nil),           // 19: durable.history.v1.EntityOperationSignaled
+	(*EntityOperationCalled)(nil),             // 20: durable.history.v1.EntityOperationCalled
+	(*EntityOperationCompleted)(nil),          // 21: durable.history.v1.EntityOperationCompleted
+	(*EntityOperationFailed)(nil),             // 22: durable.history.v1.EntityOperationFailed
+	(*EntityLockRequested)(nil),               // 23: durable.history.v1.EntityLockRequested
+	(*EntityLockGranted)(nil),                 // 24: durable.history.v1.EntityLockGranted
+	(*EntityUnlockSent)(nil),                  // 25: durable.history.v1.EntityUnlockSent
+	(*Episode)(nil),                           // 26: durable.history.v1.Episode
+	(*Entry)(nil),                             // 27: durable.history.v1.Entry
 }
 var file_internal_history_historypb_history_proto_depIdxs = []int32{
 	0,  // 0: durable.history.v1.FailureDetails.inner:type_name -> durable.history.v1.FailureDetails
@@ -1611,12 +2119,13 @@ var file_internal_history_historypb_history_proto_depIdxs = []int32{
 	0,  // 2: durable.history.v1.ExecutionCompleted.failure:type_name -> durable.history.v1.FailureDetails
 	0,  // 3: durable.history.v1.TaskFailed.failure:type_name -> durable.history.v1.FailureDetails
 	0,  // 4: durable.history.v1.SubOrchestrationInstanceFailed.failure:type_name -> durable.history.v1.FailureDetails
-	20, // 5: durable.history.v1.Episode.events:type_name -> durable.history.v1.Entry
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	0,  // 5: durable.history.v1.EntityOperationFailed.failure:type_name -> durable.history.v1.FailureDetails
+	27, // 6: durable.history.v1.Episode.events:type_name -> durable.history.v1.Entry
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_internal_history_historypb_history_proto_init() }
@@ -1630,7 +2139,7 @@ func file_internal_history_historypb_history_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_history_historypb_history_proto_rawDesc), len(file_internal_history_historypb_history_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
