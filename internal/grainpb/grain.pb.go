@@ -267,6 +267,426 @@ func (x *Ack) GetCompletion() *Event {
 	return nil
 }
 
+// Caller is the orchestration an entity answers: its instance, the
+// generation that called, and the sequence number of the call's decision.
+type Caller struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Generation    int32                  `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	EventId       int32                  `protobuf:"varint,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_internal_grainpb_grain_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_grainpb_grain_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Caller) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *Caller) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *Caller) GetEventId() int32 {
+	if x != nil {
+		return x.EventId
+	}
+	return 0
+}
+
+// EntityOperation is one operation for an entity.
+type EntityOperation struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Input     []byte                 `protobuf:"bytes,3,opt,name=input,proto3" json:"input,omitempty"`
+	// caller is set for a call from an orchestration: the outcome goes back
+	// to it as an input once recorded.
+	Caller *Caller `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
+	// lock is the critical section the operation runs in, when its caller
+	// holds the entity's lock.
+	Lock string `protobuf:"bytes,5,opt,name=lock,proto3" json:"lock,omitempty"`
+	// want_result asks for the outcome in the EntityAck (a client's call).
+	WantResult    bool `protobuf:"varint,6,opt,name=want_result,json=wantResult,proto3" json:"want_result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityOperation) Reset() {
+	*x = EntityOperation{}
+	mi := &file_internal_grainpb_grain_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityOperation) ProtoMessage() {}
+
+func (x *EntityOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_grainpb_grain_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityOperation.ProtoReflect.Descriptor instead.
+func (*EntityOperation) Descriptor() ([]byte, []int) {
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EntityOperation) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *EntityOperation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EntityOperation) GetInput() []byte {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+func (x *EntityOperation) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *EntityOperation) GetLock() string {
+	if x != nil {
+		return x.Lock
+	}
+	return ""
+}
+
+func (x *EntityOperation) GetWantResult() bool {
+	if x != nil {
+		return x.WantResult
+	}
+	return false
+}
+
+// LockRequest asks the first entity of entities not yet locked by the
+// section to lock itself for it; each forwards the request to the next, and
+// the last tells the caller.
+type LockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Lock  string                 `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	// entities are the section's entities, sorted; index is the one this
+	// request is for.
+	Entities      []string `protobuf:"bytes,2,rep,name=entities,proto3" json:"entities,omitempty"`
+	Index         int32    `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	Caller        *Caller  `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockRequest) Reset() {
+	*x = LockRequest{}
+	mi := &file_internal_grainpb_grain_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockRequest) ProtoMessage() {}
+
+func (x *LockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_grainpb_grain_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockRequest.ProtoReflect.Descriptor instead.
+func (*LockRequest) Descriptor() ([]byte, []int) {
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LockRequest) GetLock() string {
+	if x != nil {
+		return x.Lock
+	}
+	return ""
+}
+
+func (x *LockRequest) GetEntities() []string {
+	if x != nil {
+		return x.Entities
+	}
+	return nil
+}
+
+func (x *LockRequest) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *LockRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+// EntityRequest hands an entity operations, a lock request or the end of
+// a critical section.
+type EntityRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Operations []*EntityOperation     `protobuf:"bytes,1,rep,name=operations,proto3" json:"operations,omitempty"`
+	Lock       *LockRequest           `protobuf:"bytes,2,opt,name=lock,proto3" json:"lock,omitempty"`
+	// unlock is the critical section to release.
+	Unlock        string `protobuf:"bytes,3,opt,name=unlock,proto3" json:"unlock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityRequest) Reset() {
+	*x = EntityRequest{}
+	mi := &file_internal_grainpb_grain_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityRequest) ProtoMessage() {}
+
+func (x *EntityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_grainpb_grain_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityRequest.ProtoReflect.Descriptor instead.
+func (*EntityRequest) Descriptor() ([]byte, []int) {
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *EntityRequest) GetOperations() []*EntityOperation {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+func (x *EntityRequest) GetLock() *LockRequest {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+func (x *EntityRequest) GetUnlock() string {
+	if x != nil {
+		return x.Unlock
+	}
+	return ""
+}
+
+// EntityAck answers an EntityRequest once it is recorded: operations run,
+// or queued behind another's lock. results hold, in order, the outcomes of
+// the operations that asked for them, once they ran.
+type EntityAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Position      uint64                 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
+	Results       []*EntityResult        `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityAck) Reset() {
+	*x = EntityAck{}
+	mi := &file_internal_grainpb_grain_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityAck) ProtoMessage() {}
+
+func (x *EntityAck) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_grainpb_grain_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityAck.ProtoReflect.Descriptor instead.
+func (*EntityAck) Descriptor() ([]byte, []int) {
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EntityAck) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *EntityAck) GetResults() []*EntityResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// EntityResult is an operation's outcome.
+type EntityResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Result        []byte                 `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	ErrorType     string                 `protobuf:"bytes,3,opt,name=error_type,json=errorType,proto3" json:"error_type,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Failed        bool                   `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityResult) Reset() {
+	*x = EntityResult{}
+	mi := &file_internal_grainpb_grain_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityResult) ProtoMessage() {}
+
+func (x *EntityResult) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_grainpb_grain_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityResult.ProtoReflect.Descriptor instead.
+func (*EntityResult) Descriptor() ([]byte, []int) {
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EntityResult) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *EntityResult) GetResult() []byte {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *EntityResult) GetErrorType() string {
+	if x != nil {
+		return x.ErrorType
+	}
+	return ""
+}
+
+func (x *EntityResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *EntityResult) GetFailed() bool {
+	if x != nil {
+		return x.Failed
+	}
+	return false
+}
+
 var File_internal_grainpb_grain_proto protoreflect.FileDescriptor
 
 const file_internal_grainpb_grain_proto_rawDesc = "" +
@@ -284,7 +704,45 @@ const file_internal_grainpb_grain_proto_rawDesc = "" +
 	"\bposition\x18\x01 \x01(\x04R\bposition\x127\n" +
 	"\n" +
 	"completion\x18\x03 \x01(\v2\x17.durable.grain.v1.EventR\n" +
-	"completionJ\x04\b\x02\x10\x03B2Z0github.com/durableactor/durable/internal/grainpbb\x06proto3"
+	"completionJ\x04\b\x02\x10\x03\"d\n" +
+	"\x06Caller\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x05R\n" +
+	"generation\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\x05R\aeventId\"\xc1\x01\n" +
+	"\x0fEntityOperation\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05input\x18\x03 \x01(\fR\x05input\x120\n" +
+	"\x06caller\x18\x04 \x01(\v2\x18.durable.grain.v1.CallerR\x06caller\x12\x12\n" +
+	"\x04lock\x18\x05 \x01(\tR\x04lock\x12\x1f\n" +
+	"\vwant_result\x18\x06 \x01(\bR\n" +
+	"wantResult\"\x85\x01\n" +
+	"\vLockRequest\x12\x12\n" +
+	"\x04lock\x18\x01 \x01(\tR\x04lock\x12\x1a\n" +
+	"\bentities\x18\x02 \x03(\tR\bentities\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x05R\x05index\x120\n" +
+	"\x06caller\x18\x04 \x01(\v2\x18.durable.grain.v1.CallerR\x06caller\"\x9d\x01\n" +
+	"\rEntityRequest\x12A\n" +
+	"\n" +
+	"operations\x18\x01 \x03(\v2!.durable.grain.v1.EntityOperationR\n" +
+	"operations\x121\n" +
+	"\x04lock\x18\x02 \x01(\v2\x1d.durable.grain.v1.LockRequestR\x04lock\x12\x16\n" +
+	"\x06unlock\x18\x03 \x01(\tR\x06unlock\"a\n" +
+	"\tEntityAck\x12\x1a\n" +
+	"\bposition\x18\x01 \x01(\x04R\bposition\x128\n" +
+	"\aresults\x18\x02 \x03(\v2\x1e.durable.grain.v1.EntityResultR\aresults\"\x92\x01\n" +
+	"\fEntityResult\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06result\x18\x02 \x01(\fR\x06result\x12\x1d\n" +
+	"\n" +
+	"error_type\x18\x03 \x01(\tR\terrorType\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x16\n" +
+	"\x06failed\x18\x05 \x01(\bR\x06failedB2Z0github.com/durableactor/durable/internal/grainpbb\x06proto3"
 
 var (
 	file_internal_grainpb_grain_proto_rawDescOnce sync.Once
@@ -298,23 +756,34 @@ func file_internal_grainpb_grain_proto_rawDescGZIP() []byte {
 	return file_internal_grainpb_grain_proto_rawDescData
 }
 
-var file_internal_grainpb_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_internal_grainpb_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_internal_grainpb_grain_proto_goTypes = []any{
-	(*Event)(nil),   // 0: durable.grain.v1.Event
-	(*Start)(nil),   // 1: durable.grain.v1.Start
-	(*Deliver)(nil), // 2: durable.grain.v1.Deliver
-	(*Wake)(nil),    // 3: durable.grain.v1.Wake
-	(*Ack)(nil),     // 4: durable.grain.v1.Ack
+	(*Event)(nil),           // 0: durable.grain.v1.Event
+	(*Start)(nil),           // 1: durable.grain.v1.Start
+	(*Deliver)(nil),         // 2: durable.grain.v1.Deliver
+	(*Wake)(nil),            // 3: durable.grain.v1.Wake
+	(*Ack)(nil),             // 4: durable.grain.v1.Ack
+	(*Caller)(nil),          // 5: durable.grain.v1.Caller
+	(*EntityOperation)(nil), // 6: durable.grain.v1.EntityOperation
+	(*LockRequest)(nil),     // 7: durable.grain.v1.LockRequest
+	(*EntityRequest)(nil),   // 8: durable.grain.v1.EntityRequest
+	(*EntityAck)(nil),       // 9: durable.grain.v1.EntityAck
+	(*EntityResult)(nil),    // 10: durable.grain.v1.EntityResult
 }
 var file_internal_grainpb_grain_proto_depIdxs = []int32{
-	0, // 0: durable.grain.v1.Start.execution_started:type_name -> durable.grain.v1.Event
-	0, // 1: durable.grain.v1.Deliver.events:type_name -> durable.grain.v1.Event
-	0, // 2: durable.grain.v1.Ack.completion:type_name -> durable.grain.v1.Event
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0,  // 0: durable.grain.v1.Start.execution_started:type_name -> durable.grain.v1.Event
+	0,  // 1: durable.grain.v1.Deliver.events:type_name -> durable.grain.v1.Event
+	0,  // 2: durable.grain.v1.Ack.completion:type_name -> durable.grain.v1.Event
+	5,  // 3: durable.grain.v1.EntityOperation.caller:type_name -> durable.grain.v1.Caller
+	5,  // 4: durable.grain.v1.LockRequest.caller:type_name -> durable.grain.v1.Caller
+	6,  // 5: durable.grain.v1.EntityRequest.operations:type_name -> durable.grain.v1.EntityOperation
+	7,  // 6: durable.grain.v1.EntityRequest.lock:type_name -> durable.grain.v1.LockRequest
+	10, // 7: durable.grain.v1.EntityAck.results:type_name -> durable.grain.v1.EntityResult
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_internal_grainpb_grain_proto_init() }
@@ -328,7 +797,7 @@ func file_internal_grainpb_grain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_grainpb_grain_proto_rawDesc), len(file_internal_grainpb_grain_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
