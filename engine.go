@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +53,10 @@ type Config struct {
 	// Orchestration sets the executor's limits. Its Converter is ignored:
 	// the Registry's converter encodes all payloads.
 	Orchestration orchestration.Options
+	// MaxEntityStateSize bounds an entity's encoded state, in bytes; an
+	// operation that would grow it past that fails.
+	// entities.DefaultMaxStateSize when zero.
+	MaxEntityStateSize int
 	// Clock gives the time of episodes; time.Now when nil.
 	Clock func() time.Time
 
@@ -157,6 +162,8 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		Store:                   e.store,
 		Orchestrators:           cfg.Registry.Orchestrators(),
 		Activities:              cfg.Registry,
+		Entities:                cfg.Registry,
+		MaxEntityStateSize:      cfg.MaxEntityStateSize,
 		Executor:                cfg.Orchestration,
 		Bus:                     grainBus,
 		Recovery:                e.recovery,
@@ -167,7 +174,8 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		LocalTimers:             time.Second,
 	})
 	e.cluster, err = cluster.Start(ctx, cluster.Config{Logger: cfg.Logger},
-		cluster.Kind{Name: actors.Kind, Props: e.runtime.Props()})
+		cluster.Kind{Name: actors.Kind, Props: e.runtime.Props()},
+		cluster.Kind{Name: actors.EntityKind, Props: e.runtime.EntityProps()})
 	if err != nil {
 		return fail(err)
 	}
@@ -225,9 +233,14 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 // wake activates an instance so that it issues its work in flight again;
-// recovery calls it, and retries when it returns an error.
+// recovery calls it, and retries when it returns an error. An entity is
+// known to recovery as "@" and its ID.
 func (e *Engine) wake(ctx context.Context, id string) error {
-	_, err := e.cluster.Request(ctx, actors.Kind, id, &grainpb.Wake{})
+	kind := actors.Kind
+	if entity, ok := strings.CutPrefix(id, "@"); ok {
+		kind, id = actors.EntityKind, entity
+	}
+	_, err := e.cluster.Request(ctx, kind, id, &grainpb.Wake{})
 	if actors.Retriable(err) {
 		return err
 	}

@@ -27,6 +27,9 @@ var (
 	// stopped following the event store, so that nothing would end the
 	// wait; the error it wraps says why.
 	ErrIndexStopped = errors.New("durable: the instance index stopped")
+	// ErrUnknownEntity is returned for an entity whose kind is not
+	// registered.
+	ErrUnknownEntity = errors.New("durable: unknown entity kind")
 	// ErrDeadLetterNotFound is returned for a dead-letter ID that is not
 	// (or no longer) among the dead letters.
 	ErrDeadLetterNotFound = errors.New("durable: no such dead letter")

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/durableactor/durable/actors"
+	"github.com/durableactor/durable/entities"
 	"github.com/durableactor/durable/orchestration"
 )
 
@@ -19,6 +21,7 @@ type Registry struct {
 
 	mu         sync.RWMutex
 	activities map[string]actors.Activity
+	entities   map[string]*entities.Kind
 }
 
 // NewRegistry returns an empty registry that encodes payloads as JSON.
@@ -27,6 +30,7 @@ func NewRegistry() *Registry {
 		orchestrators: orchestration.NewRegistry(),
 		converter:     orchestration.JSON,
 		activities:    make(map[string]actors.Activity),
+		entities:      make(map[string]*entities.Kind),
 	}
 }
 
@@ -96,6 +100,77 @@ func RegisterActivity[In, Out any](r *Registry, name string, fn func(context.Con
 		panic(err)
 	}
 	return orchestration.NewActivity[In, Out](name)
+}
+
+// AddEntity registers an entity kind built with the entities package.
+// Most code uses RegisterEntity, RegisterEntityFunc or
+// RegisterEventSourcedEntity instead.
+func (r *Registry) AddEntity(kind *entities.Kind) error {
+	if kind == nil {
+		return errors.New("durable: entity kind is nil")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.entities[kind.Name()]; ok {
+		return fmt.Errorf("durable: entity %q is already registered", kind.Name())
+	}
+	r.entities[kind.Name()] = kind
+	return nil
+}
+
+// Entity returns the entity kind registered under name (case-insensitive).
+func (r *Registry) Entity(name string) (*entities.Kind, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	k, ok := r.entities[strings.ToLower(name)]
+	return k, ok
+}
+
+// EntityRef names a registered entity kind.
+type EntityRef struct{ name string }
+
+// ID returns the ID of the entity of this kind with key.
+func (e EntityRef) ID(key string) entities.ID { return entities.NewID(e.name, key) }
+
+// Name returns the kind's name.
+func (e EntityRef) Name() string { return e.name }
+
+// RegisterEntity registers a function-style entity kind whose state is a
+// value of type S, with typed operations (entities.Update, entities.Do):
+//
+//	counter := durable.RegisterEntity(reg, "counter", entities.Ops[Counter]{
+//		"add": entities.Update(func(ctx *entities.Context, c *Counter, n int) error { c.Value += n; return nil }),
+//		"get": entities.Do(func(ctx *entities.Context, c *Counter, _ struct{}) (int, error) { return c.Value, nil }),
+//	})
+//	err := client.SignalEntity(ctx, counter.ID("game-1"), "add", 5)
+//
+// It panics if the name is invalid or taken, a programming error found at
+// start-up.
+func RegisterEntity[S any](r *Registry, name string, ops entities.Ops[S]) EntityRef {
+	return r.mustAddEntity(entities.Define(name, ops))
+}
+
+// RegisterEntityFunc registers a function-style entity kind run by one
+// handler, as a Durable Functions entity function is.
+func RegisterEntityFunc(r *Registry, name string, h entities.Handler) EntityRef {
+	return r.mustAddEntity(entities.DefineFunc(name, h))
+}
+
+// RegisterEventSourcedEntity registers an event-sourced entity kind: its
+// stream holds the domain events its commands emit (see the entities
+// package).
+func RegisterEventSourcedEntity[S any](r *Registry, name string, def entities.EventSourced[S]) EntityRef {
+	return r.mustAddEntity(entities.DefineEventSourced(name, def))
+}
+
+func (r *Registry) mustAddEntity(kind *entities.Kind, err error) EntityRef {
+	if err == nil {
+		err = r.AddEntity(kind)
+	}
+	if err != nil {
+		panic(err)
+	}
+	return EntityRef{name: kind.Name()}
 }
 
 // ActivityInfo describes the call an activity runs for.

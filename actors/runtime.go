@@ -46,6 +46,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/durableactor/durable/delivery"
+	"github.com/durableactor/durable/entities"
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/internal/grainpb"
 	"github.com/durableactor/durable/internal/history"
@@ -80,15 +81,24 @@ type Recovery interface {
 	Redone(id string)
 }
 
+// Entities looks entity kinds up by name (case-insensitive).
+type Entities interface {
+	Entity(name string) (*entities.Kind, bool)
+}
+
 // Config configures a Runtime.
 type Config struct {
 	Store         eventstore.Store
 	Orchestrators *orchestration.Registry
 	Activities    Activities
+	Entities      Entities
 	Executor      orchestration.Options
-	Bus           Bus
-	Recovery      Recovery
-	Logger        *slog.Logger
+	// MaxEntityStateSize bounds an entity's encoded state;
+	// entities.DefaultMaxStateSize when zero.
+	MaxEntityStateSize int
+	Bus                Bus
+	Recovery           Recovery
+	Logger             *slog.Logger
 	// Clock gives the episodes' time; time.Now when nil.
 	Clock func() time.Time
 	// IdleTimeout is how long a grain stays active without messages.
@@ -106,13 +116,17 @@ type Runtime struct {
 	store      eventstore.Store
 	reg        *orchestration.Registry
 	activities Activities
-	executor   orchestration.Options
-	bus        Bus
-	recovery   Recovery
-	log        *slog.Logger
-	clock      func() time.Time
-	idle       time.Duration
-	localTimer time.Duration
+	entities   Entities
+	// entityConverter is the executor's converter, as entities see it.
+	entityConverter entities.Converter
+	maxEntityState  int
+	executor        orchestration.Options
+	bus             Bus
+	recovery        Recovery
+	log             *slog.Logger
+	clock           func() time.Time
+	idle            time.Duration
+	localTimer      time.Duration
 
 	limiter *limiter
 	// pool runs the grains' and runners' mailboxes, the appends and the
@@ -149,20 +163,23 @@ func NewRuntime(cfg Config) *Runtime {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &Runtime{
-		store:      cfg.Store,
-		reg:        cfg.Orchestrators,
-		activities: cfg.Activities,
-		executor:   cfg.Executor.WithDefaults(),
-		bus:        cfg.Bus,
-		recovery:   cfg.Recovery,
-		log:        cfg.Logger,
-		clock:      cfg.Clock,
-		idle:       cfg.IdleTimeout,
-		localTimer: cfg.LocalTimers,
-		pool:       newPool(300, 10*time.Second),
-		ctx:        ctx,
-		cancel:     cancel,
+		store:          cfg.Store,
+		reg:            cfg.Orchestrators,
+		activities:     cfg.Activities,
+		entities:       cfg.Entities,
+		maxEntityState: cfg.MaxEntityStateSize,
+		executor:       cfg.Executor.WithDefaults(),
+		bus:            cfg.Bus,
+		recovery:       cfg.Recovery,
+		log:            cfg.Logger,
+		clock:          cfg.Clock,
+		idle:           cfg.IdleTimeout,
+		localTimer:     cfg.LocalTimers,
+		pool:           newPool(300, 10*time.Second),
+		ctx:            ctx,
+		cancel:         cancel,
 	}
+	rt.entityConverter = rt.executor.Converter
 	rt.limiter = newLimiter(cfg.MaxConcurrentActivities, func(pid *actor.PID) {
 		rt.system.Root.Send(pid, runActivity{})
 	})
@@ -215,14 +232,19 @@ func (rt *Runtime) Close() { rt.pool.close() }
 // that can never be delivered (the poison topic keeps it, with the reason),
 // and any other error when delivery should be retried.
 func (rt *Runtime) HandleMessage(ctx context.Context, _ delivery.Topic, m delivery.Message) error {
-	if m.Kind != Kind {
+	var req proto.Message
+	switch m.Kind {
+	case Kind:
+		req = &grainpb.Deliver{}
+	case EntityKind:
+		req = &grainpb.EntityRequest{}
+	default:
 		return delivery.Permanent(fmt.Errorf("no grain kind %q on this engine", m.Kind))
 	}
-	var deliver grainpb.Deliver
-	if err := proto.Unmarshal(m.Payload, &deliver); err != nil {
+	if err := proto.Unmarshal(m.Payload, req); err != nil {
 		return delivery.Permanent(fmt.Errorf("undecodable payload: %w", err))
 	}
-	_, err := rt.grains.Request(ctx, Kind, m.Identity, &deliver)
+	_, err := rt.grains.Request(ctx, m.Kind, m.Identity, req)
 	switch {
 	case err == nil:
 		return nil
@@ -232,7 +254,7 @@ func (rt *Runtime) HandleMessage(ctx context.Context, _ delivery.Topic, m delive
 		rt.log.Debug("dropping a timer its instance no longer waits for", "instance", m.Identity, "type", m.Type, "reason", err)
 		return nil
 	}
-	return delivery.Permanent(fmt.Errorf("refused by instance %q: %s", m.Identity, status.Convert(err).Message()))
+	return delivery.Permanent(fmt.Errorf("refused by %s %q: %s", m.Kind, m.Identity, status.Convert(err).Message()))
 }
 
 // Types of the bus messages the runtime schedules.
