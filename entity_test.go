@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/durableactor/durable/entities"
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/eventstore/pebble"
+	"github.com/durableactor/durable/orchestration"
 )
 
 type counterState struct {
@@ -270,5 +272,150 @@ func TestEventSourcedCart(t *testing.T) {
 	c = openEngine(t, reg, dir, func(cfg *durable.Config) { cfg.Store = store }).Client()
 	if err := c.CallEntity(ctx, id, "add", "item9", &n); err != nil || n != 2 {
 		t.Fatalf("after a restart, add returned %d, %v", n, err)
+	}
+}
+
+type account struct{ Balance int }
+
+type transfer struct {
+	From, To string
+	Amount   int
+}
+
+func bankRegistry() (*durable.Registry, durable.EntityRef) {
+	reg := durable.NewRegistry()
+	acct := durable.RegisterEntity(reg, "account", entities.Ops[account]{
+		"deposit": entities.Update(func(_ *entities.Context, a *account, n int) error { a.Balance += n; return nil }),
+		"withdraw": entities.Update(func(_ *entities.Context, a *account, n int) error {
+			if a.Balance < n {
+				return fmt.Errorf("balance %d is less than %d", a.Balance, n)
+			}
+			a.Balance -= n
+			return nil
+		}),
+		"balance": entities.Do(func(_ *entities.Context, a *account, _ struct{}) (int, error) { return a.Balance, nil }),
+	})
+	durable.RegisterOrchestrator(reg, "Transfer", func(ctx *orchestration.Context, t transfer) (bool, error) {
+		from, to := acct.ID(t.From), acct.ID(t.To)
+		section, err := ctx.LockEntities(from, to)
+		if err != nil {
+			return false, err
+		}
+		defer section.Release()
+		balance, err := orchestration.CallEntity[int](ctx, from, "balance", nil).Await()
+		if err != nil || balance < t.Amount {
+			return false, err
+		}
+		if err := ctx.CallEntity(from, "withdraw", t.Amount).Await(nil); err != nil {
+			return false, err
+		}
+		return true, ctx.CallEntity(to, "deposit", t.Amount).Await(nil)
+	})
+	return reg, acct
+}
+
+// TestTransfersInCriticalSections: hundreds of orchestrations move money
+// between accounts at once, each inside a critical section on both
+// accounts; the total is conserved, and no lock is left held.
+func TestTransfersInCriticalSections(t *testing.T) {
+	reg, acct := bankRegistry()
+	c := openEngine(t, reg, "").Client()
+	ctx := ctxFor(t, 2*time.Minute)
+	const accounts, transfers = 10, 300
+	for i := range accounts {
+		if err := c.SignalEntity(ctx, acct.ID(fmt.Sprint(i)), "deposit", 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var ids []string
+	for range transfers {
+		from := r.IntN(accounts)
+		to := (from + 1 + r.IntN(accounts-1)) % accounts
+		id, err := c.Start(ctx, "Transfer", transfer{From: fmt.Sprint(from), To: fmt.Sprint(to), Amount: 1 + r.IntN(400)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	moved := 0
+	for _, id := range ids {
+		var ok bool
+		waitOutput(t, c, id, &ok)
+		if ok {
+			moved++
+		}
+	}
+	total := 0
+	for i := range accounts {
+		// A lock left held would queue this call for ever.
+		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var b int
+		err := c.CallEntity(callCtx, acct.ID(fmt.Sprint(i)), "balance", nil, &b)
+		cancel()
+		if err != nil {
+			t.Fatalf("account %d: %v", i, err)
+		}
+		if b < 0 {
+			t.Fatalf("account %d is overdrawn: %d", i, b)
+		}
+		total += b
+	}
+	if total != accounts*1000 {
+		t.Fatalf("the total is %d after %d transfers, want %d", total, moved, accounts*1000)
+	}
+	if moved == 0 {
+		t.Fatal("no transfer moved money")
+	}
+}
+
+// TestCriticalSectionRules: inside a section, calls only to its entities,
+// signals only to others, no sub-orchestration, no nesting; and the
+// section is released when the orchestration fails.
+func TestCriticalSectionRules(t *testing.T) {
+	reg, acct := bankRegistry()
+	durable.RegisterOrchestrator(reg, "Noop", func(*orchestration.Context, any) (any, error) { return nil, nil })
+	durable.RegisterOrchestrator(reg, "Rules", func(ctx *orchestration.Context, _ any) ([]string, error) {
+		a, b := acct.ID("a"), acct.ID("b")
+		if _, err := ctx.LockEntities(a); err != nil {
+			return nil, err
+		}
+		var broken []string
+		note := func(err error) {
+			if errors.Is(err, orchestration.ErrLockingRules) {
+				broken = append(broken, err.Error())
+			}
+		}
+		note(ctx.CallEntity(b, "balance", nil).Await(nil))
+		note(ctx.SignalEntity(a, "deposit", 1))
+		note(ctx.CallSubOrchestrator("Noop", nil).Await(nil))
+		_, err := ctx.LockEntities(b)
+		note(err)
+		// Fails while holding the lock: the lock must be released.
+		return broken, errors.New("giving up")
+	})
+	c := openEngine(t, reg, "").Client()
+	ctx := ctxFor(t, 30*time.Second)
+	if _, err := c.Start(ctx, "Rules", nil, durable.WithInstanceID("rules")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Wait(ctx, "rules")
+	if err != nil || st.RuntimeStatus != orchestration.StatusFailed {
+		t.Fatalf("%+v (%v)", st, err)
+	}
+	h := mustHistory(t, c, "rules")
+	unlocks := 0
+	for _, ev := range h {
+		if ev.Kind == orchestration.EntityUnlockSent {
+			unlocks++
+		}
+	}
+	if unlocks != 1 {
+		t.Fatalf("the failed orchestration sent %d unlocks: %v", unlocks, kinds(h))
+	}
+	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.CallEntity(callCtx, acct.ID("a"), "deposit", 5, nil); err != nil {
+		t.Fatalf("the section of the failed orchestration still holds the entity: %v", err)
 	}
 }

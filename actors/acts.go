@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/grpc/status"
 
+	"github.com/durableactor/durable/delivery"
 	"github.com/durableactor/durable/internal/grainpb"
 	"github.com/durableactor/durable/orchestration"
 )
@@ -64,8 +67,12 @@ func (g *grain) busActs(c actor.Context, events []orchestration.HistoryEvent) ([
 					timers = append(timers, t)
 				}
 			}
-		case orchestration.EventSent:
-			sends = append(sends, sendOf(g.id, g.generation, ev))
+		default:
+			if sd, t, ok := messageOf(g.id, g.generation, ev); ok && t != nil {
+				timers = append(timers, *t)
+			} else if ok {
+				sends = append(sends, sd)
+			}
 		}
 	}
 	return timers, sends
@@ -87,13 +94,41 @@ func (g *grain) startMessage(es orchestration.HistoryEvent) (scheduled, bool) {
 	return scheduled{at: es.FireAt, msg: msg}, err == nil
 }
 
-// sendOf builds the request of an event that generation of instance
-// instanceID sent; its request ID makes a repeated send a duplicate.
-func sendOf(instanceID string, generation int32, sent orchestration.HistoryEvent) send {
-	id := fmt.Sprintf("send:%s:%d:%d", instanceID, generation, sent.EventID)
-	raised := orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: sent.Name, Input: sent.Input, RequestID: id}
-	dead, _ := busMessage(id, sent.InstanceID, "EventRaised", raised) // encoding protobuf cannot fail here
-	return send{kind: Kind, identity: sent.InstanceID, request: DeliverMessage(raised), dead: dead}
+// messageOf builds the message a decision sends to another grain: an
+// event to an instance, an operation, lock or unlock to an entity. A
+// signal for later comes back as a timer instead. Its request ID, derived
+// from the instance, generation and decision, makes a repeated message a
+// duplicate. ok is false for decisions that send nothing.
+func messageOf(instanceID string, generation int32, ev orchestration.HistoryEvent) (s send, timer *scheduled, ok bool) {
+	id := func(what string) string { return fmt.Sprintf("%s:%s:%d:%d", what, instanceID, generation, ev.EventID) }
+	caller := &grainpb.Caller{InstanceId: instanceID, Generation: generation, EventId: ev.EventID}
+	var req *grainpb.EntityRequest
+	switch ev.Kind {
+	case orchestration.EventSent:
+		raised := orchestration.HistoryEvent{Kind: orchestration.EventRaised, Name: ev.Name, Input: ev.Input, RequestID: id("send")}
+		dead, _ := busMessage(raised.RequestID, ev.InstanceID, "EventRaised", raised) // encoding protobuf cannot fail here
+		return send{kind: Kind, identity: ev.InstanceID, request: DeliverMessage(raised), dead: dead}, nil, true
+	case orchestration.EntityOperationSignaled:
+		req = &grainpb.EntityRequest{Operations: []*grainpb.EntityOperation{{RequestId: id("signal"), Name: ev.Name, Input: ev.Input}}}
+	case orchestration.EntityOperationCalled:
+		req = &grainpb.EntityRequest{Operations: []*grainpb.EntityOperation{{RequestId: id("call"), Name: ev.Name, Input: ev.Input, Caller: caller, Lock: ev.LockID}}}
+	case orchestration.EntityLockRequested:
+		if len(ev.LockSet) == 0 {
+			return send{}, nil, false
+		}
+		req = &grainpb.EntityRequest{Lock: &grainpb.LockRequest{Lock: ev.LockID, Entities: ev.LockSet, Caller: caller}}
+		ev.InstanceID = ev.LockSet[0]
+	case orchestration.EntityUnlockSent:
+		req = &grainpb.EntityRequest{Unlock: ev.LockID}
+	default:
+		return send{}, nil, false
+	}
+	payload, _ := proto.Marshal(req) // grain messages always encode
+	dead := delivery.Message{ID: id(ev.Kind.String()), Kind: EntityKind, Identity: ev.InstanceID, Type: "EntityRequest", Payload: payload}
+	if !ev.FireAt.IsZero() {
+		return send{}, &scheduled{at: ev.FireAt, msg: dead}, true
+	}
+	return send{kind: EntityKind, identity: ev.InstanceID, request: req, dead: dead}, nil, true
 }
 
 func timerID(instanceID string, generation, eventID int32) string {
@@ -135,8 +170,12 @@ func (g *grain) redo(c actor.Context, events []orchestration.HistoryEvent, recor
 			if ev.Kind == orchestration.ExecutionStarted {
 				generation = ev.Generation
 			}
-			if inWindow && ev.Kind == orchestration.EventSent {
-				b.sends = append(b.sends, sendOf(g.id, generation, ev))
+			if inWindow {
+				if sd, t, ok := messageOf(g.id, generation, ev); ok && t != nil {
+					b.timers = append(b.timers, *t)
+				} else if ok {
+					b.sends = append(b.sends, sd)
+				}
 			}
 			if inWindow && n >= current && ev.Kind == orchestration.ExecutionStarted && !ev.FireAt.IsZero() &&
 				g.inst.Status() == orchestration.StatusPending {

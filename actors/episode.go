@@ -148,8 +148,8 @@ func (g *grain) allRecorded(events []orchestration.HistoryEvent) bool {
 }
 
 // keepCurrent drops outcomes that do not belong to the current generation:
-// fired timers and outcomes of sub-orchestrations that an earlier
-// generation of this instance created. The generation they carry for this
+// fired timers, outcomes of sub-orchestrations and entity operations, and
+// lock grants, that an earlier generation of this instance asked for. The generation they carry for this
 // check is cleared. (Within a generation the executor drops the outcomes
 // it has already recorded, and a fired timer whose time is not its
 // timer's.) An ExecutionStarted is the due time of a scheduled start: it
@@ -165,7 +165,8 @@ func (g *grain) keepCurrent(events []orchestration.HistoryEvent) []orchestration
 				g.rt.log.Debug("dropping the scheduled start of an earlier generation", "instance", g.id, "generation", ev.Generation)
 			}
 			continue
-		case orchestration.TimerFired, orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed:
+		case orchestration.TimerFired, orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed,
+			orchestration.EntityOperationCompleted, orchestration.EntityOperationFailed, orchestration.EntityLockGranted:
 			if ev.Generation != g.generation {
 				continue
 			}

@@ -61,8 +61,8 @@ type Instance struct {
 	Failure                     *orchestration.FailureDetails
 	inputInline, outputInline   bool
 	customInline                bool
-	// PendingTasks counts activities and sub-orchestrations scheduled and
-	// not yet completed.
+	// PendingTasks counts activities, sub-orchestrations, entity calls and
+	// lock requests in flight: made and not yet answered.
 	PendingTasks int
 	// StartAt is when a start scheduled for later is due (Pending).
 	StartAt time.Time
@@ -123,7 +123,7 @@ func (in *Instance) WaitsFor() string {
 		parts = append(parts, "its start at "+in.StartAt.Format(time.RFC3339))
 	}
 	if in.PendingTasks > 0 {
-		parts = append(parts, fmt.Sprintf("%d activities or sub-orchestrations", in.PendingTasks))
+		parts = append(parts, fmt.Sprintf("%d activities, sub-orchestrations or entity calls", in.PendingTasks))
 	}
 	if !in.NextTimer.IsZero() {
 		parts = append(parts, "a timer at "+in.NextTimer.Format(time.RFC3339Nano))
@@ -368,10 +368,12 @@ func (x *Index) applyEvent(id string, ev *orchestration.HistoryEvent, rec *event
 			in.CustomStatusRevision = int64(rec.Revision)
 			in.CustomStatus, in.customInline = inline(ev.CustomStatus)
 		}
-	case orchestration.TaskScheduled, orchestration.SubOrchestrationInstanceCreated:
+	case orchestration.TaskScheduled, orchestration.SubOrchestrationInstanceCreated,
+		orchestration.EntityOperationCalled, orchestration.EntityLockRequested:
 		in.PendingTasks++
 	case orchestration.TaskCompleted, orchestration.TaskFailed,
-		orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed:
+		orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed,
+		orchestration.EntityOperationCompleted, orchestration.EntityOperationFailed, orchestration.EntityLockGranted:
 		in.PendingTasks = max(0, in.PendingTasks-1)
 	case orchestration.ExecutionSuspended:
 		if !in.Status.IsTerminal() {

@@ -19,6 +19,14 @@ func describeCall(ev *HistoryEvent) string {
 		return fmt.Sprintf("CreateTimer(%s)", ev.FireAt.Format(time.RFC3339Nano))
 	case EventSent:
 		return fmt.Sprintf("SendEvent(%q, %q)", ev.InstanceID, ev.Name)
+	case EntityOperationCalled:
+		return fmt.Sprintf("CallEntity(%s, %q)", ev.InstanceID, ev.Name)
+	case EntityOperationSignaled:
+		return fmt.Sprintf("SignalEntity(%s, %q)", ev.InstanceID, ev.Name)
+	case EntityLockRequested:
+		return fmt.Sprintf("LockEntities(%v)", ev.LockSet)
+	case EntityUnlockSent:
+		return fmt.Sprintf("unlock(%s)", ev.InstanceID)
 	}
 	return ev.Kind.String()
 }
@@ -114,7 +122,8 @@ func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {
 		}
 	case ExecutionStarted:
 		return i.begin(ev)
-	case TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, EventSent:
+	case TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, EventSent,
+		EntityOperationSignaled, EntityOperationCalled, EntityLockRequested, EntityUnlockSent:
 		if stored {
 			return i.confirm(ev, index)
 		}
@@ -138,8 +147,14 @@ func (i *Instance) apply(ev *HistoryEvent, stored bool, index int) error {
 		if t := i.task(ev.EventID); t != nil {
 			i.finishTask(ev.EventID, nil, &TaskFailedError{Kind: SubOrchestrationTask, Name: t.name, EventID: ev.EventID, Failure: ev.Failure})
 		}
-	case TimerFired:
+	case TimerFired, EntityLockGranted:
 		i.finishTask(ev.EventID, nil, nil)
+	case EntityOperationCompleted:
+		i.finishTask(ev.EventID, ev.Result, nil)
+	case EntityOperationFailed:
+		if t := i.task(ev.EventID); t != nil {
+			i.finishTask(ev.EventID, nil, &TaskFailedError{Kind: EntityTask, Name: t.name, EventID: ev.EventID, Failure: ev.Failure})
+		}
 	case EventRaised:
 		i.deliver(ev)
 	case ExecutionTerminated:
@@ -215,12 +230,18 @@ func (i *Instance) confirm(ev *HistoryEvent, index int) error {
 	if k < 0 {
 		return i.nonDeterminism(index, ev, i.waitingOn(), -1)
 	}
-	if p := &i.pending[k]; p.Kind != ev.Kind || !strings.EqualFold(p.Name, ev.Name) {
+	if p := &i.pending[k]; p.Kind != ev.Kind || !strings.EqualFold(p.Name, ev.Name) || isEntityDecision(p.Kind) && p.InstanceID != ev.InstanceID {
 		return i.nonDeterminism(index, ev, describeCall(p), -1)
 	}
 	i.removePending(k)
 	i.checkLength(index)
 	return nil
+}
+
+// isEntityDecision reports whether a decision is addressed to an entity,
+// whose ID is part of what a replay checks.
+func isEntityDecision(k EventKind) bool {
+	return k == EntityOperationSignaled || k == EntityOperationCalled || k == EntityUnlockSent
 }
 
 // findPending returns the index in pending of the decision with sequence

@@ -250,6 +250,10 @@ func (i *Instance) call(kind taskKind, name string, input any, o callOptions) *T
 // schedule makes one activity or sub-orchestration decision.
 func (i *Instance) schedule(kind taskKind, name string, data []byte, o callOptions) *Task {
 	t := &Task{inst: i, kind: kind, name: name}
+	if kind == subOrchestrationTask && i.section != nil {
+		t.complete(nil, &LockingRulesError{Rule: "sub-orchestrations cannot be started inside a critical section"})
+		return t
+	}
 	if kind == activityTask {
 		i.decide(HistoryEvent{Kind: TaskScheduled, Name: name, Version: o.version, Input: data}, t)
 		return t

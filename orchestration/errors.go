@@ -24,7 +24,20 @@ var (
 	ErrInstanceCompleted = errors.New("orchestration: instance is no longer running")
 	// ErrNotStarted is returned by Step before an ExecutionStarted event.
 	ErrNotStarted = errors.New("orchestration: instance has no ExecutionStarted event")
+	// ErrLockingRules is matched by every *LockingRulesError.
+	ErrLockingRules = errors.New("orchestration: critical section rules violated")
 )
+
+// LockingRulesError reports a call that a critical section does not allow
+// (see Context.LockEntities): the rules keep sections free of deadlocks.
+type LockingRulesError struct {
+	Rule string
+}
+
+func (e *LockingRulesError) Error() string { return "orchestration: " + e.Rule }
+
+// Is makes errors.Is(err, ErrLockingRules) true.
+func (e *LockingRulesError) Is(target error) bool { return target == ErrLockingRules }
 
 // TaskKind says what a failed task was.
 type TaskKind uint8
@@ -32,17 +45,21 @@ type TaskKind uint8
 const (
 	ActivityTask TaskKind = iota
 	SubOrchestrationTask
+	EntityTask
 )
 
 func (k TaskKind) String() string {
-	if k == SubOrchestrationTask {
+	switch k {
+	case SubOrchestrationTask:
 		return "sub-orchestration"
+	case EntityTask:
+		return "entity operation"
 	}
 	return "activity"
 }
 
-// TaskFailedError is what awaiting a failed activity or sub-orchestration
-// returns. Failure carries the error type, message and stack trace the task
+// TaskFailedError is what awaiting a failed activity, sub-orchestration or
+// entity operation returns. Failure carries the error type, message and stack trace the task
 // reported.
 type TaskFailedError struct {
 	Kind TaskKind
@@ -105,6 +122,12 @@ func describeEvent(ev *HistoryEvent) string {
 	switch ev.Kind {
 	case TaskScheduled, SubOrchestrationInstanceCreated, EventSent:
 		return fmt.Sprintf("%s(#%d %q)", ev.Kind, ev.EventID, ev.Name)
+	case EntityOperationCalled, EntityOperationSignaled:
+		return fmt.Sprintf("%s(#%d %s %q)", ev.Kind, ev.EventID, ev.InstanceID, ev.Name)
+	case EntityLockRequested:
+		return fmt.Sprintf("EntityLockRequested(#%d %v)", ev.EventID, ev.LockSet)
+	case EntityUnlockSent:
+		return fmt.Sprintf("EntityUnlockSent(#%d %s)", ev.EventID, ev.InstanceID)
 	case TimerCreated:
 		return fmt.Sprintf("TimerCreated(#%d at %s)", ev.EventID, ev.FireAt.Format("2006-01-02T15:04:05.999Z07:00"))
 	case ExecutionCompleted:

@@ -154,12 +154,12 @@ func (k EventKind) IsOutcome() bool {
 //	EventRaised               Name, Input, RequestID
 //	ExecutionSuspended/Resumed  Input (reason), RequestID
 //	EntityOperationSignaled   EventID, InstanceID (the entity), Name (operation), Input, FireAt (scheduled)
-//	EntityOperationCalled     EventID, InstanceID (the entity), Name (operation), Input
+//	EntityOperationCalled     EventID, InstanceID (the entity), Name (operation), Input, LockID (its critical section)
 //	EntityOperationCompleted  EventID (of the call), Result
 //	EntityOperationFailed     EventID (of the call), Failure
-//	EntityLockRequested       EventID, LockSet (the entities, sorted)
+//	EntityLockRequested       EventID, LockSet (the entities, sorted), LockID
 //	EntityLockGranted         EventID (of the request)
-//	EntityUnlockSent          EventID, InstanceID (the entity), Name (the lock's ID)
+//	EntityUnlockSent          EventID, InstanceID (the entity), LockID
 //
 // Timestamp is set on every event: when it was recorded.
 type HistoryEvent struct {
@@ -194,6 +194,8 @@ type HistoryEvent struct {
 	// LockSet are, on an EntityLockRequested, the entities of the critical
 	// section, sorted.
 	LockSet []string `json:"lockSet,omitempty"`
+	// LockID names a critical section (see EntityLockRequested).
+	LockID string `json:"lockId,omitempty"`
 }
 
 // ParentInstance identifies the orchestration that started a

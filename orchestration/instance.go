@@ -89,6 +89,9 @@ type Instance struct {
 	suspended bool
 	deferred  []HistoryEvent
 
+	// section is the critical section the code holds (LockEntities).
+	section *CriticalSection
+
 	status       Status
 	result       []byte
 	failure      *FailureDetails
@@ -338,6 +341,10 @@ func (i *Instance) isDuplicate(ev HistoryEvent) bool {
 
 func matchesCompletion(k taskKind, ev EventKind) bool {
 	switch ev {
+	case EntityOperationCompleted, EntityOperationFailed:
+		return k == entityTask
+	case EntityLockGranted:
+		return k == lockTask
 	case TaskCompleted, TaskFailed:
 		return k == activityTask
 	case SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed:

@@ -117,7 +117,8 @@ func (i *Instance) failHard(err error) {
 	if i.completed {
 		i.removeCompletion()
 	}
-	i.clearPending() // decisions of a run that cannot go on are not made
+	i.clearPending()   // decisions of a run that cannot go on are not made...
+	i.releaseSection() // ...but for the release of its entities
 	i.hardFailed = err
 	i.completed = true
 	i.status, i.result, i.failure = StatusFailed, nil, failureOf(err)
@@ -146,6 +147,7 @@ func (i *Instance) complete(status Status, result []byte, failure *FailureDetail
 	if i.completed {
 		return
 	}
+	i.releaseSection()
 	i.completed = true
 	i.status, i.result, i.failure = status, result, failure
 	ev := HistoryEvent{Kind: ExecutionCompleted, Status: status, Result: result, Failure: failure}

@@ -18,6 +18,8 @@ const (
 	timerTask
 	eventTask
 	compositeTask
+	entityTask
+	lockTask
 )
 
 // Task is the handle of work an orchestrator started: an activity, a
@@ -92,6 +94,10 @@ func (t *Task) kindName() string {
 		return "timer"
 	case eventTask:
 		return "event"
+	case entityTask:
+		return "entity operation"
+	case lockTask:
+		return "entity lock"
 	}
 	return "task"
 }

@@ -39,6 +39,7 @@ const (
 	fieldAwaited      = 15
 	fieldRequestIDs   = 16
 	fieldLockSet      = 17
+	fieldLockID       = 18
 )
 
 // Fields of FailureDetails and ParentInstance.
@@ -129,7 +130,7 @@ func episodeSize(events []orchestration.HistoryEvent) int {
 	for i := range events {
 		ev := &events[i]
 		size += 64 + len(ev.Name) + len(ev.Version) + len(ev.InstanceID) + len(ev.Input) + len(ev.Result) +
-			len(ev.CustomStatus) + len(ev.RequestID)
+			len(ev.CustomStatus) + len(ev.RequestID) + len(ev.LockID)
 		for _, s := range ev.AwaitedEvents {
 			size += 2 + len(s)
 		}
@@ -253,6 +254,7 @@ func Append(dst []byte, ev *orchestration.HistoryEvent) []byte {
 		dst = protowire.AppendTag(dst, fieldLockSet, protowire.BytesType)
 		dst = protowire.AppendString(dst, id)
 	}
+	dst = appendString(dst, fieldLockID, ev.LockID)
 	return dst
 }
 
@@ -441,6 +443,8 @@ func (d *Decoder) setBytes(ev *orchestration.HistoryEvent, num protowire.Number,
 		ev.RequestIDs = append(ev.RequestIDs, string(b))
 	case fieldLockSet:
 		ev.LockSet = append(ev.LockSet, string(b))
+	case fieldLockID:
+		ev.LockID = string(b)
 	}
 	return nil
 }

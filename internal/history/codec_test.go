@@ -97,6 +97,8 @@ func randomEvent(r *rand.Rand, k orchestration.EventKind, fields protoreflect.Fi
 			for range 1 + r.IntN(3) {
 				ev.RequestIDs = append(ev.RequestIDs, str())
 			}
+		case fieldLockID:
+			ev.LockID = str()
 		case fieldLockSet:
 			for range 1 + r.IntN(3) {
 				ev.LockSet = append(ev.LockSet, str())

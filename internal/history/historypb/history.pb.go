@@ -26,6 +26,7 @@
 //   15 awaited_events repeated string  names of the events the code waits for
 //   16 request_ids    repeated string  request IDs carried into a generation
 //   17 lock_set       repeated string  the entities of a critical section
+//   18 lock_id        string           a critical section
 //
 // New fields take new numbers; numbers are never reused.
 
@@ -1432,12 +1433,14 @@ func (x *EntityOperationSignaled) GetFireAt() int64 {
 }
 
 type EntityOperationCalled struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Timestamp     int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	EventId       int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	InstanceId    string                 `protobuf:"bytes,5,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Input         []byte                 `protobuf:"bytes,6,opt,name=input,proto3" json:"input,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp  int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	EventId    int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	InstanceId string                 `protobuf:"bytes,5,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Input      []byte                 `protobuf:"bytes,6,opt,name=input,proto3" json:"input,omitempty"`
+	// The critical section the call runs in.
+	LockId        string `protobuf:"bytes,18,opt,name=lock_id,json=lockId,proto3" json:"lock_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1505,6 +1508,13 @@ func (x *EntityOperationCalled) GetInput() []byte {
 		return x.Input
 	}
 	return nil
+}
+
+func (x *EntityOperationCalled) GetLockId() string {
+	if x != nil {
+		return x.LockId
+	}
+	return ""
 }
 
 type EntityOperationCompleted struct {
@@ -1632,6 +1642,7 @@ type EntityLockRequested struct {
 	Timestamp     int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	EventId       int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	LockSet       []string               `protobuf:"bytes,17,rep,name=lock_set,json=lockSet,proto3" json:"lock_set,omitempty"`
+	LockId        string                 `protobuf:"bytes,18,opt,name=lock_id,json=lockId,proto3" json:"lock_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1687,6 +1698,13 @@ func (x *EntityLockRequested) GetLockSet() []string {
 	return nil
 }
 
+func (x *EntityLockRequested) GetLockId() string {
+	if x != nil {
+		return x.LockId
+	}
+	return ""
+}
+
 type EntityLockGranted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Timestamp     int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
@@ -1740,12 +1758,11 @@ func (x *EntityLockGranted) GetEventId() int32 {
 }
 
 type EntityUnlockSent struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Timestamp int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	EventId   int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	// The lock's ID.
-	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	InstanceId    string `protobuf:"bytes,5,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp     int64                  `protobuf:"fixed64,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	EventId       int32                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	InstanceId    string                 `protobuf:"bytes,5,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	LockId        string                 `protobuf:"bytes,18,opt,name=lock_id,json=lockId,proto3" json:"lock_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1794,16 +1811,16 @@ func (x *EntityUnlockSent) GetEventId() int32 {
 	return 0
 }
 
-func (x *EntityUnlockSent) GetName() string {
+func (x *EntityUnlockSent) GetInstanceId() string {
 	if x != nil {
-		return x.Name
+		return x.InstanceId
 	}
 	return ""
 }
 
-func (x *EntityUnlockSent) GetInstanceId() string {
+func (x *EntityUnlockSent) GetLockId() string {
 	if x != nil {
-		return x.InstanceId
+		return x.LockId
 	}
 	return ""
 }
@@ -2035,14 +2052,15 @@ const file_internal_history_historypb_history_proto_rawDesc = "" +
 	"\vinstance_id\x18\x05 \x01(\tR\n" +
 	"instanceId\x12\x14\n" +
 	"\x05input\x18\x06 \x01(\fR\x05input\x12\x17\n" +
-	"\afire_at\x18\t \x01(\x10R\x06fireAt\"\x9b\x01\n" +
+	"\afire_at\x18\t \x01(\x10R\x06fireAt\"\xb4\x01\n" +
 	"\x15EntityOperationCalled\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1f\n" +
 	"\vinstance_id\x18\x05 \x01(\tR\n" +
 	"instanceId\x12\x14\n" +
-	"\x05input\x18\x06 \x01(\fR\x05input\"k\n" +
+	"\x05input\x18\x06 \x01(\fR\x05input\x12\x17\n" +
+	"\alock_id\x18\x12 \x01(\tR\x06lockId\"k\n" +
 	"\x18EntityOperationCompleted\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x16\n" +
@@ -2050,20 +2068,21 @@ const file_internal_history_historypb_history_proto_rawDesc = "" +
 	"\x15EntityOperationFailed\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12<\n" +
-	"\afailure\x18\b \x01(\v2\".durable.history.v1.FailureDetailsR\afailure\"i\n" +
+	"\afailure\x18\b \x01(\v2\".durable.history.v1.FailureDetailsR\afailure\"\x82\x01\n" +
 	"\x13EntityLockRequested\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x19\n" +
-	"\block_set\x18\x11 \x03(\tR\alockSet\"L\n" +
+	"\block_set\x18\x11 \x03(\tR\alockSet\x12\x17\n" +
+	"\alock_id\x18\x12 \x01(\tR\x06lockId\"L\n" +
 	"\x11EntityLockGranted\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
-	"\bevent_id\x18\x02 \x01(\x05R\aeventId\"\x80\x01\n" +
+	"\bevent_id\x18\x02 \x01(\x05R\aeventId\"\x85\x01\n" +
 	"\x10EntityUnlockSent\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x10R\ttimestamp\x12\x19\n" +
-	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1f\n" +
+	"\bevent_id\x18\x02 \x01(\x05R\aeventId\x12\x1f\n" +
 	"\vinstance_id\x18\x05 \x01(\tR\n" +
-	"instanceId\"<\n" +
+	"instanceId\x12\x17\n" +
+	"\alock_id\x18\x12 \x01(\tR\x06lockId\"<\n" +
 	"\aEpisode\x121\n" +
 	"\x06events\x18\x01 \x03(\v2\x19.durable.history.v1.EntryR\x06events\"/\n" +
 	"\x05Entry\x12\x12\n" +
