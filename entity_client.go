@@ -14,6 +14,7 @@ import (
 	"github.com/durableactor/durable/actors"
 	"github.com/durableactor/durable/delivery"
 	"github.com/durableactor/durable/entities"
+	"github.com/durableactor/durable/index"
 	"github.com/durableactor/durable/internal/entitylog"
 	"github.com/durableactor/durable/internal/grainpb"
 )
@@ -183,4 +184,145 @@ func (c *Client) entityCall(ctx context.Context, id entities.ID, req *grainpb.En
 	}
 	c.wrote(ack.Position)
 	return ack, nil
+}
+
+// EntityQuery selects entities for ListEntities.
+type EntityQuery struct {
+	// Name keeps the entities of one kind (case-insensitive); empty: all.
+	Name string
+	// KeyPrefix keeps those whose key starts with it.
+	KeyPrefix string
+	// LastModifiedFrom and LastModifiedTo keep those last modified in
+	// [from, to); zero: open.
+	LastModifiedFrom, LastModifiedTo time.Time
+	// PageSize bounds a page; 100 when zero.
+	PageSize int
+	// ContinuationToken is the Next of the previous page.
+	ContinuationToken string
+	// FetchState includes each entity's state.
+	FetchState bool
+	// IncludeEmpty includes entities without state (deleted, or only
+	// locked).
+	IncludeEmpty bool
+}
+
+// EntityMetadata is what ListEntities tells of an entity.
+type EntityMetadata struct {
+	ID           entities.ID
+	LastModified time.Time
+	HasState     bool
+	// State is the encoded state, with EntityQuery.FetchState.
+	State []byte
+	// LockedBy is the orchestration instance whose critical section holds
+	// the entity, empty when none; Queued counts the requests waiting for
+	// it.
+	LockedBy string
+	Queued   int
+}
+
+// EntityPage is a page of entities and the token of the next, empty on
+// the last page.
+type EntityPage struct {
+	Entities []EntityMetadata
+	Next     string
+}
+
+// ListEntities returns a page of the entities q selects, in ID order,
+// from the index (the entities are not activated).
+func (c *Client) ListEntities(ctx context.Context, q EntityQuery) (*EntityPage, error) {
+	if err := c.caughtUp(ctx); err != nil {
+		return nil, err
+	}
+	size := q.PageSize
+	if size <= 0 {
+		size = 100
+	}
+	found := c.e.index.Entities(index.EntityQuery{Name: q.Name, KeyPrefix: q.KeyPrefix, From: q.LastModifiedFrom, To: q.LastModifiedTo,
+		After: q.ContinuationToken, Limit: size + 1, IncludeEmpty: q.IncludeEmpty})
+	page := &EntityPage{}
+	if len(found) > size {
+		found = found[:size]
+		page.Next = found[size-1].ID
+	}
+	for _, e := range found {
+		id, err := entities.ParseID(e.ID)
+		if err != nil {
+			return nil, err
+		}
+		m := EntityMetadata{ID: id, LastModified: e.LastModified, HasState: e.HasState, LockedBy: e.LockHolder, Queued: e.Queued}
+		if q.FetchState && e.HasState {
+			kind, err := c.entityKind(id)
+			if err != nil {
+				return nil, err
+			}
+			l, err := entitylog.Load(ctx, c.e.store, id, kind, c.e.cfg.Registry.Converter(), c.e.cfg.MaxEntityStateSize)
+			if err != nil {
+				return nil, fmt.Errorf("durable: read entity %s: %w", id, err)
+			}
+			m.State, m.HasState = l.Entity.State()
+		}
+		page.Entities = append(page.Entities, m)
+	}
+	return page, nil
+}
+
+// CleanOptions says what CleanEntityStorage cleans.
+type CleanOptions struct {
+	// RemoveEmpty removes the entities that hold nothing (no state, no
+	// lock, no queue): their streams are deleted and the index forgets them.
+	RemoveEmpty bool
+	// ReleaseOrphanedLocks releases the locks held by critical sections of
+	// orchestrations that no longer run (ended, or gone).
+	ReleaseOrphanedLocks bool
+}
+
+// CleanResult counts what CleanEntityStorage did.
+type CleanResult struct {
+	Removed, LocksReleased int
+}
+
+// CleanEntityStorage removes empty entities and releases orphaned locks, as
+// Durable Functions' CleanEntityStorage does. Each entity decides for itself
+// (it is its stream's only writer), so an entity signalled meanwhile stays.
+func (c *Client) CleanEntityStorage(ctx context.Context, opts CleanOptions) (CleanResult, error) {
+	var res CleanResult
+	if err := c.caughtUp(ctx); err != nil {
+		return res, err
+	}
+	if opts.ReleaseOrphanedLocks {
+		locked := c.e.index.SelectEntities(func(e *index.Entity) bool { return e.Lock != "" })
+		for _, id := range locked {
+			e, ok := c.e.index.GetEntity(id)
+			if !ok {
+				continue
+			}
+			if in, found := c.e.index.Get(e.LockHolder); found && !in.Status.IsTerminal() {
+				continue
+			}
+			eid, err := entities.ParseID(id)
+			if err != nil {
+				return res, err
+			}
+			if _, err := c.entityCall(ctx, eid, &grainpb.EntityRequest{Unlock: e.Lock}); err != nil {
+				return res, err
+			}
+			res.LocksReleased++
+		}
+	}
+	if opts.RemoveEmpty {
+		for _, id := range c.e.index.SelectEntities((*index.Entity).Empty) {
+			eid, err := entities.ParseID(id)
+			if err != nil {
+				return res, err
+			}
+			ack, err := c.entityCall(ctx, eid, &grainpb.EntityRequest{Clean: true})
+			if err != nil {
+				return res, err
+			}
+			if ack.Removed {
+				res.Removed++
+			}
+		}
+	}
+	return res, nil
 }

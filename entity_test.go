@@ -419,3 +419,103 @@ func TestCriticalSectionRules(t *testing.T) {
 		t.Fatalf("the section of the failed orchestration still holds the entity: %v", err)
 	}
 }
+
+// TestEndedWhileLocking: an orchestration terminated while its lock request
+// waits behind another's section leaves nothing locked once that section
+// ends.
+func TestEndedWhileLocking(t *testing.T) {
+	reg, acct := bankRegistry()
+	durable.RegisterOrchestrator(reg, "Hold", func(ctx *orchestration.Context, _ any) (any, error) {
+		s, err := ctx.LockEntities(acct.ID("x"))
+		if err != nil {
+			return nil, err
+		}
+		defer s.Release()
+		return nil, ctx.WaitForEvent("done").Await(nil)
+	})
+	c := openEngine(t, reg, "").Client()
+	ctx := ctxFor(t, 30*time.Second)
+	if _, err := c.Start(ctx, "Hold", nil, durable.WithInstanceID("first")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(id string, kind orchestration.EventKind) {
+		eventually(t, func() bool { return containsKind(mustHistory(t, c, id), kind) })
+	}
+	waitFor("first", orchestration.EntityLockGranted)
+	if _, err := c.Start(ctx, "Hold", nil, durable.WithInstanceID("second")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("second", orchestration.EntityLockRequested)
+	if err := c.Terminate(ctx, "second", "give up"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RaiseEvent(ctx, "first", "done", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, c, "first", nil)
+	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.CallEntity(callCtx, acct.ID("x"), "deposit", 1, nil); err != nil {
+		t.Fatalf("the entity stayed locked for a terminated orchestration: %v", err)
+	}
+}
+
+// TestListAndCleanEntities: entities are listed by kind and key prefix,
+// page by page, with their state; cleaning removes those that hold
+// nothing.
+func TestListAndCleanEntities(t *testing.T) {
+	reg, counter := counterRegistry()
+	c := openEngine(t, reg, "").Client()
+	ctx := ctxFor(t, 30*time.Second)
+	for i := range 25 {
+		if err := c.SignalEntity(ctx, counter.ID(fmt.Sprintf("k%02d", i)), "add", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 { // emptied again
+		if err := c.SignalEntity(ctx, counter.ID(fmt.Sprintf("k%02d", i)), "reset", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var listed []string
+	q := durable.EntityQuery{Name: "COUNTER", KeyPrefix: "k", PageSize: 7, FetchState: true}
+	for {
+		page, err := c.ListEntities(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Entities {
+			listed = append(listed, e.ID.Key+"="+string(e.State))
+		}
+		if page.Next == "" {
+			break
+		}
+		q.ContinuationToken = page.Next
+	}
+	if len(listed) != 20 || listed[0] != `k05={"Value":5}` || listed[19] != `k24={"Value":24}` {
+		t.Fatalf("listed %v", listed)
+	}
+	all, err := c.ListEntities(ctx, durable.EntityQuery{IncludeEmpty: true})
+	if err != nil || len(all.Entities) != 25 {
+		t.Fatalf("with the empty ones: %d, %v", len(all.Entities), err)
+	}
+	res, err := c.CleanEntityStorage(ctx, durable.CleanOptions{RemoveEmpty: true})
+	if err != nil || res.Removed != 5 {
+		t.Fatalf("clean: %+v, %v", res, err)
+	}
+	all, err = c.ListEntities(ctx, durable.EntityQuery{IncludeEmpty: true})
+	if err != nil || len(all.Entities) != 20 {
+		t.Fatalf("after cleaning: %d, %v", len(all.Entities), err)
+	}
+	// A removed entity comes back with its next operation.
+	var got int
+	if err := c.CallEntity(ctx, counter.ID("k00"), "get", nil, &got); err != nil || got != 0 {
+		t.Fatalf("a removed entity: %d, %v", got, err)
+	}
+	if err := c.SignalEntity(ctx, counter.ID("k00"), "add", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CallEntity(ctx, counter.ID("k00"), "get", nil, &got); err != nil || got != 2 {
+		t.Fatalf("a removed entity signalled again: %d, %v", got, err)
+	}
+}

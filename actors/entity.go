@@ -143,6 +143,30 @@ func (g *entityGrain) request(c actor.Context, req *grainpb.EntityRequest, sende
 	g.process(c)
 }
 
+// empty reports whether the entity holds nothing: no state, no lock, no
+// queue, nothing under way.
+func (g *entityGrain) empty() bool {
+	_, has := g.ent.State()
+	return !has && g.lock == nil && len(g.queue) == 0 && len(g.parked) == 0 && !g.outbox.busy()
+}
+
+// clean removes an empty entity: a last batch marked removed (so the index
+// forgets it, also when rebuilt from a log that keeps deleted events), then
+// the deletion of its stream. An entity that is not empty stays.
+func (g *entityGrain) clean(c actor.Context, sender *actor.PID) {
+	if g.revision == eventstore.NoRevision || !g.empty() {
+		c.Send(sender, &grainpb.EntityAck{Position: g.position})
+		return
+	}
+	record, err := entitylog.BatchData(&entitylog.Batch{Removed: true})
+	if err != nil {
+		c.Send(sender, errorReply(codes.Internal, "entity %s: %v", g.id, err))
+		return
+	}
+	g.append(c, &appendOp{data: []eventstore.EventData{record}, work: &batchWork{batch: &entitylog.Batch{Removed: true},
+		acks: []entityAck{{pid: sender}}}}, false)
+}
+
 // load reads the entity from its stream and acts again on what a crash may
 // have left unacted. When the stream cannot be read it answers sender and
 // stops.
@@ -194,8 +218,20 @@ func (g *entityGrain) process(c actor.Context) {
 	if g.state != ready || len(g.incoming) == 0 {
 		return
 	}
-	incoming := g.incoming
-	g.incoming = nil
+	if in := g.incoming[0]; in.req.Clean {
+		g.incoming = g.incoming[1:]
+		g.clean(c, in.sender)
+		g.process(c)
+		return
+	}
+	incoming, rest := g.incoming, []incomingRequest(nil)
+	for n, in := range incoming {
+		if in.req.Clean { // the next batch starts with it
+			incoming, rest = incoming[:n], incoming[n:]
+			break
+		}
+	}
+	g.incoming = rest
 	now := g.rt.now()
 	b := &entitylog.Batch{}
 	w := &batchWork{batch: b}
@@ -303,8 +339,8 @@ func (g *entityGrain) run(now time.Time, op *grainpb.EntityOperation, b *entityl
 // the last is locked); or queues it while another section holds the lock.
 func (g *entityGrain) lockRequest(lr *grainpb.LockRequest, b *entitylog.Batch) {
 	id := entitylog.LockRequestID(lr.Lock, lr.Index)
-	if g.window.Seen(id) {
-		return
+	if g.window.Seen(id) || g.window.Seen(unlockID(lr.Lock)) {
+		return // a repetition, or a section its orchestration released already
 	}
 	g.window.Add(id)
 	if g.lock != nil && g.lock.Id != lr.Lock {
@@ -332,21 +368,29 @@ func (g *entityGrain) grant(lr *grainpb.LockRequest, b *entitylog.Batch) {
 }
 
 // unlock ends a critical section, and runs the requests that waited for
-// it: operations, until a queued lock request takes the lock.
+// it: operations, until a queued lock request takes the lock. A section
+// released before the entity granted it (its orchestration ended while
+// locking) is remembered, so its lock request, queued or still on its way,
+// is dropped.
 func (g *entityGrain) unlock(now time.Time, lockID string, b *entitylog.Batch, w *batchWork, events *[]eventstore.EventData) {
-	id := "unlock:" + lockID
-	if g.window.Seen(id) || g.lock == nil || g.lock.Id != lockID {
+	id := unlockID(lockID)
+	if g.window.Seen(id) {
 		return
 	}
 	g.window.Add(id)
 	b.Requests = append(b.Requests, id)
+	if g.lock == nil || g.lock.Id != lockID {
+		return
+	}
 	g.lock = nil
 	for len(g.queue) > 0 && g.lock == nil {
 		q := g.queue[0]
 		g.queue = g.queue[1:]
 		b.Dequeued++
 		if q.Lock != nil {
-			g.grant(q.Lock, b)
+			if !g.window.Seen(unlockID(q.Lock.Lock)) {
+				g.grant(q.Lock, b)
+			}
 			continue
 		}
 		res := g.run(now, q.Operation, b, events)
@@ -356,6 +400,8 @@ func (g *entityGrain) unlock(now time.Time, lockID string, b *entitylog.Batch, w
 		delete(g.parked, q.Operation.RequestId)
 	}
 }
+
+func unlockID(lockID string) string { return "unlock:" + lockID }
 
 func (g *entityGrain) isQueued(requestID string) bool {
 	for _, q := range g.queue {
@@ -373,7 +419,9 @@ func (g *entityGrain) appendBatch(c actor.Context, w *batchWork, events []events
 	if g.lock != nil {
 		b.Lock = g.lock
 	}
-	if !g.kind.EventSourced() {
+	if g.kind.EventSourced() {
+		_, b.HasState = g.ent.State()
+	} else {
 		b.State, b.HasState = g.ent.State()
 	}
 	g.events += len(events)
@@ -398,6 +446,10 @@ func (g *entityGrain) appendBatch(c actor.Context, w *batchWork, events []events
 // appended answers the batch's requests and sends its messages.
 func (g *entityGrain) appended(c actor.Context, op *appendOp) {
 	w := op.work.(*batchWork)
+	if w.batch.Removed {
+		g.removed(c, op, w)
+		return
+	}
 	b := outboxBatch{epoch: op.epoch}
 	g.outgoing(&b, w.batch.Out)
 	if w.batch.Checkpoint != nil && !g.kind.EventSourced() {
@@ -410,6 +462,23 @@ func (g *entityGrain) appended(c actor.Context, op *appendOp) {
 	}
 	g.process(c)
 	g.stopIfEmpty(c)
+}
+
+// removed deletes the stream of an entity whose removal is recorded and
+// stops the grain; the next request finds no entity.
+func (g *entityGrain) removed(c actor.Context, op *appendOp, w *batchWork) {
+	g.rt.recovery.End(op.epoch)
+	ctx, cancel := context.WithTimeout(g.rt.ctx, 30*time.Second)
+	defer cancel()
+	err := g.rt.store.DeleteStream(ctx, g.stream, eventstore.Exact(op.result.Revision))
+	for _, a := range w.acks {
+		if err != nil {
+			c.Send(a.pid, errorReply(codes.Unavailable, "entity %s: delete its stream: %v", g.id, err))
+		} else {
+			c.Send(a.pid, &grainpb.EntityAck{Position: g.position, Removed: true})
+		}
+	}
+	g.stopNow(c, errors.New("removed"))
 }
 
 // outgoing adds a batch's messages to the outbox: through the cluster, or

@@ -30,6 +30,7 @@ import (
 	"github.com/google/btree"
 
 	"github.com/durableactor/durable/eventstore"
+	"github.com/durableactor/durable/internal/entitylog"
 	"github.com/durableactor/durable/internal/history"
 	"github.com/durableactor/durable/orchestration"
 )
@@ -157,6 +158,7 @@ type Index struct {
 
 	mu        sync.RWMutex
 	instances map[string]*Instance
+	entities  map[string]*Entity
 	// due orders the instances that have a due time; dueAt is each one's
 	// entry in it.
 	due     *btree.BTreeG[dueEntry]
@@ -185,6 +187,7 @@ func Open(ctx context.Context, store eventstore.Store, logger *slog.Logger) (*In
 		store:     store,
 		log:       logger,
 		instances: make(map[string]*Instance),
+		entities:  make(map[string]*Entity),
 		due:       btree.NewG(16, dueLess),
 		dueAt:     make(map[string]time.Time),
 		changed:   make(chan struct{}),
@@ -193,7 +196,7 @@ func Open(ctx context.Context, store eventstore.Store, logger *slog.Logger) (*In
 		stopped:   make(chan struct{}),
 	}
 	var dec history.Decoder
-	filter := eventstore.Filter{StreamPrefixes: []string{history.StreamPrefix}}
+	filter := eventstore.Filter{StreamPrefixes: []string{history.StreamPrefix, entitylog.StreamPrefix}}
 	for ev, err := range store.ReadAll(ctx, eventstore.ReadAllOptions{Filter: filter}) {
 		if err != nil {
 			return nil, fmt.Errorf("index: catch up: %w", err)
@@ -261,6 +264,7 @@ func (x *Index) fail(err error) {
 func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) {
 	id, ok := strings.CutPrefix(rec.Stream, history.StreamPrefix)
 	if !ok {
+		x.applyEntity(rec)
 		return
 	}
 	events, err := dec.DecodeRecord(x.scratch[:0], rec)

@@ -130,19 +130,34 @@ func (c *Context) LockEntities(ids ...entities.ID) (*CriticalSection, error) {
 	lockID := fmt.Sprintf("%s:%d:%d", i.start.InstanceID, i.start.Generation, i.seq)
 	t := &Task{inst: i, kind: lockTask, name: fmt.Sprint(names)}
 	i.decide(HistoryEvent{Kind: EntityLockRequested, LockSet: names, LockID: lockID}, t)
-	if err := t.Await(nil); err != nil {
+	s := &CriticalSection{inst: i, id: lockID, entities: names}
+	// Until granted, the section is being locked: an instance that ends
+	// meanwhile releases it too, so an entity that grants it later lets it
+	// go at once.
+	i.locking = s
+	err := t.Await(nil)
+	i.locking = nil
+	if err != nil {
 		return nil, err
 	}
-	s := &CriticalSection{inst: i, id: lockID, entities: names}
 	i.section = s
 	return s, nil
 }
 
-// releaseSection releases the section the code still holds as the
-// instance ends.
+// releaseSection releases, as the instance ends, the section the code
+// holds or is locking.
 func (i *Instance) releaseSection() {
-	if s := i.section; s != nil && !i.completed {
+	if i.completed {
+		return
+	}
+	if s := i.section; s != nil {
 		s.Release()
+		return
+	}
+	if s := i.locking; s != nil {
+		i.section = s
+		s.Release()
+		i.locking = nil
 	}
 }
 

@@ -89,8 +89,9 @@ type Instance struct {
 	suspended bool
 	deferred  []HistoryEvent
 
-	// section is the critical section the code holds (LockEntities).
-	section *CriticalSection
+	// section is the critical section the code holds (LockEntities), and
+	// locking the one it waits for.
+	section, locking *CriticalSection
 
 	status       Status
 	result       []byte

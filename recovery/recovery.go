@@ -197,6 +197,13 @@ func (r *Recovery) Start() {
 		return !in.Status.IsTerminal() && (in.PendingTasks > 0 || in.Stranded())
 	})
 	ids = append(ids, r.cfg.Index.Overdue(r.cfg.Clock(), 1<<30)...)
+	// Entities, known here as "@" and their ID, whose messages a crash may
+	// have kept from going out.
+	for _, id := range r.cfg.Index.SelectEntities(func(e *index.Entity) bool {
+		return e.LastPosition > after && e.LastPosition <= upTo
+	}) {
+		ids = append(ids, "@"+id)
+	}
 	if len(ids) > 0 {
 		r.log.Info("waking instances that have work in flight, are due, or have records after the last checkpoint",
 			"instances", len(ids), "checkpoint", after, "end", upTo)

@@ -40,7 +40,8 @@ type Batch struct {
 	Lock *Lock `protobuf:"bytes,4,opt,name=lock,proto3" json:"lock,omitempty"`
 	// out are the messages to send once the batch is recorded.
 	Out []*Outgoing `protobuf:"bytes,5,rep,name=out,proto3" json:"out,omitempty"`
-	// The state after the batch, for function-style kinds.
+	// The state after the batch, for function-style kinds; has_state tells
+	// whether there is any, for every kind.
 	State    []byte `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
 	HasState bool   `protobuf:"varint,7,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
 	// checkpoint, every so often, holds what a load would otherwise read
@@ -50,7 +51,10 @@ type Batch struct {
 	// requests are the IDs of the requests the batch recorded that ran no
 	// operation (lock requests and releases), so their repetitions are
 	// recognised.
-	Requests      []string `protobuf:"bytes,9,rep,name=requests,proto3" json:"requests,omitempty"`
+	Requests []string `protobuf:"bytes,9,rep,name=requests,proto3" json:"requests,omitempty"`
+	// removed marks the entity's last batch: it held nothing, and its
+	// stream is deleted.
+	Removed       bool `protobuf:"varint,10,opt,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -146,6 +150,13 @@ func (x *Batch) GetRequests() []string {
 		return x.Requests
 	}
 	return nil
+}
+
+func (x *Batch) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
 }
 
 type Ran struct {
@@ -522,7 +533,7 @@ var File_internal_entitylog_entitylog_proto protoreflect.FileDescriptor
 
 const file_internal_entitylog_entitylog_proto_rawDesc = "" +
 	"\n" +
-	"\"internal/entitylog/entitylog.proto\x12\x11durable.entity.v1\x1a\x1cinternal/grainpb/grain.proto\"\xea\x02\n" +
+	"\"internal/entitylog/entitylog.proto\x12\x11durable.entity.v1\x1a\x1cinternal/grainpb/grain.proto\"\x84\x03\n" +
 	"\x05Batch\x12(\n" +
 	"\x03ran\x18\x01 \x03(\v2\x16.durable.entity.v1.RanR\x03ran\x12\x1a\n" +
 	"\bdequeued\x18\x02 \x01(\x05R\bdequeued\x121\n" +
@@ -534,7 +545,9 @@ const file_internal_entitylog_entitylog_proto_rawDesc = "" +
 	"\n" +
 	"checkpoint\x18\b \x01(\v2\x1d.durable.entity.v1.CheckpointR\n" +
 	"checkpoint\x12\x1a\n" +
-	"\brequests\x18\t \x03(\tR\brequests\"\xb1\x01\n" +
+	"\brequests\x18\t \x03(\tR\brequests\x12\x18\n" +
+	"\aremoved\x18\n" +
+	" \x01(\bR\aremoved\"\xb1\x01\n" +
 	"\x03Ran\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +

@@ -499,7 +499,10 @@ type EntityRequest struct {
 	Operations []*EntityOperation     `protobuf:"bytes,1,rep,name=operations,proto3" json:"operations,omitempty"`
 	Lock       *LockRequest           `protobuf:"bytes,2,opt,name=lock,proto3" json:"lock,omitempty"`
 	// unlock is the critical section to release.
-	Unlock        string `protobuf:"bytes,3,opt,name=unlock,proto3" json:"unlock,omitempty"`
+	Unlock string `protobuf:"bytes,3,opt,name=unlock,proto3" json:"unlock,omitempty"`
+	// clean removes the entity's stream if the entity holds nothing (no
+	// state, no lock, no queue).
+	Clean         bool `protobuf:"varint,4,opt,name=clean,proto3" json:"clean,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -555,13 +558,22 @@ func (x *EntityRequest) GetUnlock() string {
 	return ""
 }
 
+func (x *EntityRequest) GetClean() bool {
+	if x != nil {
+		return x.Clean
+	}
+	return false
+}
+
 // EntityAck answers an EntityRequest once it is recorded: operations run,
 // or queued behind another's lock. results hold, in order, the outcomes of
 // the operations that asked for them, once they ran.
 type EntityAck struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Position      uint64                 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
-	Results       []*EntityResult        `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Position uint64                 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
+	Results  []*EntityResult        `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	// removed answers a clean request that removed the entity.
+	Removed       bool `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -608,6 +620,13 @@ func (x *EntityAck) GetResults() []*EntityResult {
 		return x.Results
 	}
 	return nil
+}
+
+func (x *EntityAck) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
 }
 
 // EntityResult is an operation's outcome.
@@ -725,16 +744,18 @@ const file_internal_grainpb_grain_proto_rawDesc = "" +
 	"\x04lock\x18\x01 \x01(\tR\x04lock\x12\x1a\n" +
 	"\bentities\x18\x02 \x03(\tR\bentities\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\x05R\x05index\x120\n" +
-	"\x06caller\x18\x04 \x01(\v2\x18.durable.grain.v1.CallerR\x06caller\"\x9d\x01\n" +
+	"\x06caller\x18\x04 \x01(\v2\x18.durable.grain.v1.CallerR\x06caller\"\xb3\x01\n" +
 	"\rEntityRequest\x12A\n" +
 	"\n" +
 	"operations\x18\x01 \x03(\v2!.durable.grain.v1.EntityOperationR\n" +
 	"operations\x121\n" +
 	"\x04lock\x18\x02 \x01(\v2\x1d.durable.grain.v1.LockRequestR\x04lock\x12\x16\n" +
-	"\x06unlock\x18\x03 \x01(\tR\x06unlock\"a\n" +
+	"\x06unlock\x18\x03 \x01(\tR\x06unlock\x12\x14\n" +
+	"\x05clean\x18\x04 \x01(\bR\x05clean\"{\n" +
 	"\tEntityAck\x12\x1a\n" +
 	"\bposition\x18\x01 \x01(\x04R\bposition\x128\n" +
-	"\aresults\x18\x02 \x03(\v2\x1e.durable.grain.v1.EntityResultR\aresults\"\x92\x01\n" +
+	"\aresults\x18\x02 \x03(\v2\x1e.durable.grain.v1.EntityResultR\aresults\x12\x18\n" +
+	"\aremoved\x18\x03 \x01(\bR\aremoved\"\x92\x01\n" +
 	"\fEntityResult\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
