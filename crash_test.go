@@ -32,12 +32,14 @@ import (
 const crashEnv = "DURABLE_CRASH_CHILD"
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(crashEnv); dir != "" {
-		if err := crashChild(dir); err != nil {
-			fmt.Fprintln(os.Stderr, "crash child:", err)
-			os.Exit(2)
+	for env, child := range map[string]func(string) error{crashEnv: crashChild, entityCrashEnv: entityCrashChild} {
+		if dir := os.Getenv(env); dir != "" {
+			if err := child(dir); err != nil {
+				fmt.Fprintln(os.Stderr, "crash child:", err)
+				os.Exit(2)
+			}
+			os.Exit(0)
 		}
-		os.Exit(0)
 	}
 	goleak.VerifyTestMain(m, leaktest.IgnoreProtoactor()...)
 }
@@ -242,11 +244,23 @@ func TestCrashRecovery(t *testing.T) {
 		t.Skip("the crash test kills and restarts a child process 20 times; run without -short")
 	}
 	dir := t.TempDir()
-	const cycles = 20
+	killCycles(t, crashEnv, dir, 20)
+	verifyCrash(t, dir)
+}
+
+// killCycles runs a crash child (this test binary with env set to dir)
+// cycles times and kills each with SIGKILL at a random moment while it
+// works. A child first prints the stranded instances it finds on opening
+// ("stranded 0 []" when there are none, which it must be), then "ready",
+// and "started" once it has sent all its work; the last cycles let it get
+// that far before the kill, so that all work exists when recovery alone
+// must finish it.
+func killCycles(t *testing.T, env, dir string, cycles int) {
+	t.Helper()
 	allStarted := false
 	for cycle := range cycles {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+		cmd.Env = append(os.Environ(), env+"="+dir)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -272,13 +286,10 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("cycle %d: child did not start: %q", cycle, lines.Text())
 		}
 		if !allStarted && cycle >= cycles-3 {
-			// Every instance must exist before the last kill: let this
-			// child start the rest first.
 			for lines.Scan() && lines.Text() != "started" {
 			}
 			allStarted = true
 		}
-		// Kill at a random moment while it works.
 		time.AfterFunc(time.Duration(100+rand.IntN(900))*time.Millisecond, func() { cmd.Process.Signal(syscall.SIGKILL) })
 		for lines.Scan() {
 			allStarted = allStarted || lines.Text() == "started"
@@ -288,7 +299,6 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("cycle %d: child exited on its own: %v", cycle, cmd.ProcessState)
 		}
 	}
-	verifyCrash(t, dir)
 }
 
 // verifyCrash opens the engine once more in this process, checks that no
