@@ -196,6 +196,12 @@ func (e *Engine) ActiveInstances() int {
 	return e.cluster.Active(actors.Kind)
 }
 
+// ActiveEntities returns how many entities are active (in memory) on this
+// node; idle ones passivate after Config.IdleTimeout.
+func (e *Engine) ActiveEntities() int {
+	return e.cluster.Active(actors.EntityKind)
+}
+
 // Stranded returns the instances that have neither ended nor anything to
 // wait for that would make them run again (see package recovery). It is
 // empty unless durable has a bug: every running instance waits for work in

@@ -38,6 +38,8 @@ type config struct {
 	inflight        int
 	width           int
 	instances       int
+	entities        int
+	clients         int
 }
 
 // result is one line of output.
@@ -65,6 +67,10 @@ var scenarios = []scenario{
 	{"chain", "three-activity chains end to end on the embedded defaults, many in flight", runChain},
 	{"fanout", "fan-out/fan-in end to end, params width", runFanOut},
 	{"parked", "memory of many instances waiting on timers and events, passivated", runParked},
+	{"entity-signal", "durable signals from many clients across many entities, params entities, clients", runEntitySignal},
+	{"entity-hot", "operations on one entity from many clients, batched", runEntityHot},
+	{"entity-call", "entity calls from orchestrations, one call each, many in flight", runEntityCall},
+	{"entity-parked", "memory of many passivated entities, param instances", runEntityParked},
 }
 
 func main() {
@@ -85,9 +91,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.writers, "writers", 0, "store-append: concurrent writers (default: the headline set 1, 64)")
 	fs.IntVar(&cfg.eventsPerAppend, "events-per-append", 0, "store-append: events per append (default 1)")
 	fs.IntVar(&cfg.events, "events", 0, "store-read, store-catchup: stream length (default 100000); replay: history length (default 10000, at most an orchestration's history limit)")
-	fs.IntVar(&cfg.inflight, "inflight", 0, "chain, fanout: orchestrations in flight (default 100 and 20)")
+	fs.IntVar(&cfg.inflight, "inflight", 0, "chain, fanout, entity-call: orchestrations in flight (default 100, 20 and 20)")
 	fs.IntVar(&cfg.width, "width", 0, "fanout: activities per orchestration (default 100)")
-	fs.IntVar(&cfg.instances, "instances", 0, "parked: instances to start (default 100000)")
+	fs.IntVar(&cfg.instances, "instances", 0, "parked, entity-parked: instances or entities to start (default 100000)")
+	fs.IntVar(&cfg.entities, "entities", 0, "entity-signal: entities signalled (default 1000)")
+	fs.IntVar(&cfg.clients, "clients", 0, "entity-signal, entity-hot: concurrent clients (default 100)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
