@@ -158,7 +158,7 @@ func (g *entityGrain) clean(c actor.Context, sender *actor.PID) {
 		c.Send(sender, &grainpb.EntityAck{Position: g.position})
 		return
 	}
-	record, err := entitylog.BatchData(&entitylog.Batch{Removed: true})
+	record, err := entitylog.BatchData(&entitylog.Batch{Removed: true}, eventID())
 	if err != nil {
 		c.Send(sender, errorReply(codes.Internal, "entity %s: %v", g.id, err))
 		return
@@ -434,7 +434,7 @@ func (g *entityGrain) appendBatch(c actor.Context, w *batchWork, events []events
 		b.Checkpoint = cp
 		g.sinceCheckpoint, g.events = 0, 0
 	}
-	record, err := entitylog.BatchData(b)
+	record, err := entitylog.BatchData(b, eventID())
 	if err != nil {
 		g.rt.log.Error("encoding an entity batch failed", "entity", g.id, "error", err)
 		g.stopNow(c, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 
 	"github.com/google/uuid"
@@ -36,9 +35,13 @@ const (
 // Fingerprint is what a checkpoint keeps of a request ID: 64 bits of its
 // FNV-1a hash, stable across processes.
 func Fingerprint(requestID string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(requestID))
-	return h.Sum64()
+	const offset, prime = 14695981039346656037, 1099511628211 // FNV-1a, 64 bits
+	h := uint64(offset)
+	for i := 0; i < len(requestID); i++ {
+		h ^= uint64(requestID[i])
+		h *= prime
+	}
+	return h
 }
 
 // Window remembers an entity's recent requests, to recognise repeated ones,
@@ -293,11 +296,11 @@ func LockRequestID(lock string, index int32) string { return fmt.Sprintf("lock:%
 // ErrCorrupt is matched by errors of records that cannot be decoded.
 var ErrCorrupt = errors.New("entitylog: corrupt record")
 
-// BatchData returns a Batch record to append, with a new ID.
-func BatchData(b *Batch) (eventstore.EventData, error) {
+// BatchData returns a Batch record to append, with the given ID.
+func BatchData(b *Batch, id uuid.UUID) (eventstore.EventData, error) {
 	data, err := proto.Marshal(b)
 	if err != nil {
 		return eventstore.EventData{}, err
 	}
-	return eventstore.EventData{ID: uuid.New(), Type: BatchType, ContentType: eventstore.ContentTypeBinary, Data: data}, nil
+	return eventstore.EventData{ID: id, Type: BatchType, ContentType: eventstore.ContentTypeBinary, Data: data}, nil
 }
