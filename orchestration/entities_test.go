@@ -10,6 +10,7 @@ import (
 
 	"github.com/durableactor/durable/entities"
 	"github.com/durableactor/durable/orchestration"
+	"github.com/durableactor/durable/orchestration/orchestrationtest"
 )
 
 // TestEntityDecisions: entity calls, signals and a critical section are
@@ -110,5 +111,59 @@ func TestEntityCallFailure(t *testing.T) {
 	}
 	if f.ErrorType != "*orchestration.TaskFailedError" || f.Message != `entity operation "x@1 op" failed: E: no` {
 		t.Fatalf("failure %+v", f)
+	}
+}
+
+// TestHarnessRunsEntities: the test harness runs entities in memory, so an
+// orchestration that calls and locks them is tested like any other.
+func TestHarnessRunsEntities(t *testing.T) {
+	reg := orchestration.NewRegistry()
+	account, err := entities.Define("account", entities.Ops[int]{
+		"deposit": entities.Update(func(_ *entities.Context, b *int, n int) error { *b += n; return nil }),
+		"withdraw": entities.Update(func(_ *entities.Context, b *int, n int) error {
+			if *b < n {
+				return fmt.Errorf("only %d", *b)
+			}
+			*b -= n
+			return nil
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orchestration.Register(reg, "Move", func(ctx *orchestration.Context, n int) (string, error) {
+		from, to := entities.NewID("account", "a"), entities.NewID("account", "b")
+		s, err := ctx.LockEntities(from, to)
+		if err != nil {
+			return "", err
+		}
+		defer s.Release()
+		if err := ctx.CallEntity(from, "withdraw", n).Await(nil); err != nil {
+			return "refused", nil
+		}
+		return "moved", ctx.CallEntity(to, "deposit", n).Await(nil)
+	})
+	env := newEnv(t, reg)
+	env.RegisterEntity(account)
+	if err := env.SignalEntity(entities.NewID("account", "a"), "deposit", 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		n    int
+		want string
+	}{{7, "moved"}, {5, "refused"}} {
+		n, want := c.n, c.want
+		id := mustStart(t, env, "Move", n, orchestrationtest.StartOptions{})
+		mustComplete(t, env, id)
+		var got string
+		if err := env.Output(id, &got); err != nil || got != want {
+			t.Fatalf("moving %d: %q (%v), want %q", n, got, err, want)
+		}
+	}
+	var a, b int
+	env.EntityState(entities.NewID("account", "a"), &a)
+	env.EntityState(entities.NewID("account", "b"), &b)
+	if a != 3 || b != 7 {
+		t.Fatalf("balances %d and %d, want 3 and 7", a, b)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/durableactor/durable/entities"
 	"github.com/durableactor/durable/orchestration"
 )
 
@@ -47,9 +48,14 @@ type Env struct {
 	now        time.Time
 	activities map[string]ActivityFunc
 	instances  map[string]*instance
+	kinds      map[string]*entities.Kind
+	entities   map[string]*entity
 	queue      []delivery
 	timers     []timer
-	err        error
+	// entityTimers are signals scheduled for later; each has a timer of
+	// event ID -2 in timers.
+	entityTimers []entityTimer
+	err          error
 }
 
 type instance struct {
@@ -69,6 +75,7 @@ type delivery struct {
 	generation int32
 	input      orchestration.HistoryEvent
 	activity   *orchestration.HistoryEvent
+	entity     *entityRequest
 }
 
 type timer struct {
@@ -94,6 +101,8 @@ func New(reg *orchestration.Registry, opts Options) *Env {
 		now:        opts.Start,
 		activities: make(map[string]ActivityFunc),
 		instances:  make(map[string]*instance),
+		kinds:      make(map[string]*entities.Kind),
+		entities:   make(map[string]*entity),
 	}
 }
 
@@ -222,6 +231,10 @@ func (e *Env) RunUntilIdle() error {
 			e.runActivity(d)
 			continue
 		}
+		if d.entity != nil {
+			e.runEntity(d.entity)
+			continue
+		}
 		if d.input.Kind.IsOutcome() && d.generation != e.instances[d.instanceID].generation() {
 			continue // the outcome of an earlier generation's decision
 		}
@@ -300,8 +313,12 @@ func (e *Env) fireNext() {
 	if t.at.After(e.now) {
 		e.now = t.at
 	}
-	if t.eventID < 0 {
+	switch t.eventID {
+	case -1:
 		e.deliver(t.instanceID) // the first episode of a scheduled start
+		return
+	case -2:
+		e.fireEntityTimer()
 		return
 	}
 	e.queue = append(e.queue, delivery{instanceID: t.instanceID, generation: t.generation,
@@ -439,6 +456,9 @@ func (e *Env) act(in *instance, ev *orchestration.HistoryEvent) {
 		}
 	case orchestration.ExecutionCompleted:
 		e.notifyParent(in, ev)
+	case orchestration.EntityOperationSignaled, orchestration.EntityOperationCalled,
+		orchestration.EntityLockRequested, orchestration.EntityUnlockSent:
+		e.actOnEntity(in, ev)
 	}
 }
 
