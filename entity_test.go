@@ -580,3 +580,29 @@ func TestEventSourcedUpgrade(t *testing.T) {
 		t.Fatalf("state %+v (%v)", st, err)
 	}
 }
+
+// TestEntityStateThatDoesNotDecode: a kind whose state no longer decodes
+// what was stored makes its entities refuse with a clear error, and
+// leaves the others alone.
+func TestEntityStateThatDoesNotDecode(t *testing.T) {
+	reg, counter := counterRegistry()
+	dir := t.TempDir()
+	e := openAt(t, reg, dir)
+	ctx := ctxFor(t, 30*time.Second)
+	if err := e.Client().SignalEntity(ctx, counter.ID("x"), "add", 3); err != nil {
+		t.Fatal(err)
+	}
+	stop(t, e)
+	reg2 := durable.NewRegistry()
+	durable.RegisterEntity(reg2, "counter", entities.Ops[[]string]{
+		"add": entities.Update(func(_ *entities.Context, s *[]string, _ any) error { *s = append(*s, "x"); return nil }),
+	})
+	c := openEngine(t, reg2, dir).Client()
+	err := c.SignalEntity(ctx, counter.ID("x"), "add", nil)
+	if err == nil || !strings.Contains(err.Error(), "cannot be loaded") || !strings.Contains(err.Error(), "cannot unmarshal") {
+		t.Fatalf("an entity whose state no longer decodes: %v", err)
+	}
+	if err := c.SignalEntity(ctx, counter.ID("y"), "add", nil); err != nil {
+		t.Fatalf("another entity of the kind: %v", err)
+	}
+}

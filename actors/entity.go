@@ -176,9 +176,9 @@ func (g *entityGrain) load(c actor.Context, sender *actor.PID) bool {
 	l, err := entitylog.Load(ctx, g.rt.store, g.id, g.kind, g.rt.entityConverter, g.rt.maxEntityState)
 	if err != nil {
 		code := codes.Unavailable
-		if errors.Is(err, entitylog.ErrCorrupt) {
+		if errors.Is(err, entitylog.ErrCorrupt) || errors.Is(err, entitylog.ErrUnreadable) {
 			code = codes.FailedPrecondition
-			g.rt.log.Error("entity cannot be loaded: its stream is corrupt", "entity", g.id, "error", err)
+			g.rt.log.Error("entity cannot be loaded", "entity", g.id, "error", err)
 		} else {
 			g.rt.log.Warn("entity cannot be loaded now", "entity", g.id, "error", err)
 		}

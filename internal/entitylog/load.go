@@ -202,6 +202,9 @@ func Load(ctx context.Context, store eventstore.Store, id entities.ID, kind *ent
 		l.Lock = last.Lock
 	}
 	if err := l.restore(ctx, store, stream, kind, conv, checkpoint, last, events); err != nil {
+		if ctx.Err() == nil && !errors.Is(err, eventstore.ErrClosed) {
+			err = fmt.Errorf("%w: %w", ErrUnreadable, err)
+		}
 		return nil, err
 	}
 	return l, nil
@@ -293,8 +296,14 @@ func QueuedID(q *Queued) string {
 // LockRequestID is the request ID of a lock request at one entity.
 func LockRequestID(lock string, index int32) string { return fmt.Sprintf("lock:%s:%d", lock, index) }
 
-// ErrCorrupt is matched by errors of records that cannot be decoded.
-var ErrCorrupt = errors.New("entitylog: corrupt record")
+var (
+	// ErrCorrupt is matched by errors of records that cannot be decoded.
+	ErrCorrupt = errors.New("entitylog: corrupt record")
+	// ErrUnreadable is matched by the error of an entity whose stored state
+	// or events its kind cannot read back (their shape changed without an
+	// upgrade path, say).
+	ErrUnreadable = errors.New("entitylog: the entity's state cannot be read back")
+)
 
 // BatchData returns a Batch record to append, with the given ID.
 func BatchData(b *Batch, id uuid.UUID) (eventstore.EventData, error) {
