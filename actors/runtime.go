@@ -1,7 +1,17 @@
-// Package actors runs orchestration instances as protoactor-go grains.
+// Package actors runs orchestration instances and entities as protoactor-go
+// grains. Both kinds share one core (core.go): the lifecycle state machine,
+// the single writer's fenced appends, retried with the same IDs until the
+// store takes them, and the outbox that carries out what was recorded. Each
+// kind adds only what is its own.
 //
-// Each instance is a virtual actor of kind "orchestration" whose identity
-// is the instance ID. On activation the grain replays the instance's
+// An entity is a virtual actor of kind "entity" whose identity is its ID
+// ("name@key", see entity.go): requests that arrive while an append is in
+// flight run as one batch, each operation a transaction, and the batch's
+// outcome is one append; operations from anyone but the holder of its lock
+// wait in a queue that is recorded too.
+//
+// Each orchestration instance is a virtual actor of kind "orchestration"
+// whose identity is the instance ID. On activation the grain replays the instance's
 // stream through the executor and then stays live: every later input (an
 // activity result, a raised event, a fired timer) is a Step, with no
 // replay. Inputs that arrive while an append is in flight are batched into
@@ -16,9 +26,9 @@
 // and timers, sent events and the truncation of ended generations go through
 // the grain's outbox, in order. An idle grain passivates.
 //
-// The grain's lifecycle is an explicit state machine (see grainState):
+// A grain's lifecycle is an explicit state machine (see grainState):
 // unloaded, starting, ready, appending, stopped. Recovery (package recovery)
-// decides which instances must be woken after a crash or an error; a grain
+// decides which grains must be woken after a crash or an error; a grain
 // asks it only which of its records a crash may have left unacted.
 //
 // Messages that may cross cluster members (Start, Deliver, Wake and their
