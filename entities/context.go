@@ -9,9 +9,11 @@ import (
 	"github.com/google/uuid"
 )
 
-// Converter turns user values (inputs, results, state, domain events) into
-// bytes and back; JSON unless the engine is given another. It has the same
-// methods as orchestration.Converter, so one value serves both.
+// Converter turns user values (inputs, results, state, domain events, and
+// an orchestration's payloads: orchestration.Converter is this type) into
+// bytes and back; JSON unless the engine is given another. Marshal of a
+// nil value must return nil, and Unmarshal of empty data must leave the
+// target unchanged.
 type Converter interface {
 	Marshal(v any) ([]byte, error)
 	Unmarshal(data []byte, v any) error

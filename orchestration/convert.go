@@ -1,31 +1,14 @@
 package orchestration
 
-import "encoding/json"
+import "github.com/durableactor/durable/entities"
 
 // Converter turns user values (inputs, outputs, event payloads, custom
 // status) into the bytes stored in history and back. The default is JSON.
 // Marshal of a nil value must return nil, and Unmarshal of empty data must
-// leave the target unchanged, so absent payloads cost nothing.
-type Converter interface {
-	Marshal(v any) ([]byte, error)
-	Unmarshal(data []byte, v any) error
-}
+// leave the target unchanged, so absent payloads cost nothing. It is the
+// entities' Converter: one value encodes an engine's orchestrations and
+// entities alike.
+type Converter = entities.Converter
 
 // JSON is the default Converter.
-var JSON Converter = jsonConverter{}
-
-type jsonConverter struct{}
-
-func (jsonConverter) Marshal(v any) ([]byte, error) {
-	if v == nil {
-		return nil, nil
-	}
-	return json.Marshal(v)
-}
-
-func (jsonConverter) Unmarshal(data []byte, v any) error {
-	if len(data) == 0 || v == nil {
-		return nil
-	}
-	return json.Unmarshal(data, v)
-}
+var JSON = entities.JSON
