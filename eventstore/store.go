@@ -72,3 +72,15 @@ type Store interface {
 	// Close releases the store. Operations after Close return ErrClosed.
 	Close() error
 }
+
+// LastPosition returns the global position of the last event in the
+// store's log, 0 for an empty log.
+func LastPosition(ctx context.Context, store Store) (uint64, error) {
+	for ev, err := range store.ReadAll(ctx, ReadAllOptions{Direction: Backwards, From: AllEnd, Limit: 1}) {
+		if err != nil {
+			return 0, err
+		}
+		return ev.Position, nil
+	}
+	return 0, nil
+}

@@ -74,14 +74,3 @@ func (c *checkpoints) write(ctx context.Context, position uint64) error {
 	}
 	return nil
 }
-
-// lastPosition returns the global position of the store's last event.
-func lastPosition(ctx context.Context, store eventstore.Store) (uint64, error) {
-	for ev, err := range store.ReadAll(ctx, eventstore.ReadAllOptions{Direction: eventstore.Backwards, From: eventstore.AllEnd, Limit: 1}) {
-		if err != nil {
-			return 0, err
-		}
-		return ev.Position, nil
-	}
-	return 0, nil
-}
