@@ -26,7 +26,9 @@ import (
 // but loopback.
 type Config struct {
 	// Dir is the data directory: the embedded event store keeps its files
-	// in Dir/events, the embedded message bus in Dir/bus.
+	// in Dir/events, the embedded message bus in Dir/bus, the instance
+	// index in Dir/index (without Dir the index is kept in memory and
+	// rebuilt from the store's log at every Open).
 	Dir string
 	// Registry holds the orchestrators and activities to run.
 	Registry *Registry
@@ -145,7 +147,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return fail(err)
 	}
 	e.bus = bus
-	if e.index, err = index.Open(ctx, e.store, cfg.Logger); err != nil {
+	indexDir := ""
+	if cfg.Dir != "" {
+		indexDir = filepath.Join(cfg.Dir, "index")
+	}
+	if e.index, err = index.Open(ctx, index.Config{Store: e.store, Dir: indexDir, Logger: cfg.Logger}); err != nil {
 		return fail(err)
 	}
 	e.recovery, err = recovery.Open(ctx, recovery.Config{

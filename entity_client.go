@@ -269,7 +269,8 @@ func (c *Client) ListEntities(ctx context.Context, q EntityQuery) (*EntityPage, 
 // CleanOptions says what CleanEntityStorage cleans.
 type CleanOptions struct {
 	// RemoveEmpty removes the entities that hold nothing (no state, no
-	// lock, no queue): their streams are deleted and the index forgets them.
+	// lock, no queue): their streams are truncated to the record of their
+	// removal and the index forgets them.
 	RemoveEmpty bool
 	// ReleaseOrphanedLocks releases the locks held by critical sections of
 	// orchestrations that no longer run (ended, or gone).
@@ -290,8 +291,7 @@ func (c *Client) CleanEntityStorage(ctx context.Context, opts CleanOptions) (Cle
 		return res, err
 	}
 	if opts.ReleaseOrphanedLocks {
-		locked := c.e.index.SelectEntities(func(e *index.Entity) bool { return e.Lock != "" })
-		for _, id := range locked {
+		for _, id := range c.e.index.LockedEntities() {
 			e, ok := c.e.index.GetEntity(id)
 			if !ok {
 				continue
@@ -310,7 +310,7 @@ func (c *Client) CleanEntityStorage(ctx context.Context, opts CleanOptions) (Cle
 		}
 	}
 	if opts.RemoveEmpty {
-		for _, id := range c.e.index.SelectEntities((*index.Entity).Empty) {
+		for _, id := range c.e.index.EmptyEntities() {
 			eid, err := entities.ParseID(id)
 			if err != nil {
 				return res, err

@@ -1,14 +1,15 @@
 package index
 
 import (
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/internal/entitylog"
+	"github.com/durableactor/durable/internal/indexpb"
 )
 
 // Entity is what the index knows of one entity, from the batch records of
@@ -33,45 +34,114 @@ type Entity struct {
 // queue. CleanEntityStorage removes such entities.
 func (e *Entity) Empty() bool { return !e.HasState && e.Lock == "" && e.Queued == 0 }
 
-// applyEntity folds an entity's batch record into the index; its other
+// applyEntity folds an entity's batch record into the batch b; its other
 // records (domain events) tell nothing the batch does not.
-func (x *Index) applyEntity(rec *eventstore.RecordedEvent) {
+func (x *Index) applyEntity(b *pebble.Batch, rec *eventstore.RecordedEvent) {
 	id, ok := strings.CutPrefix(rec.Stream, entitylog.StreamPrefix)
 	if !ok || rec.Type != entitylog.BatchType {
 		return
 	}
-	var b entitylog.Batch
-	err := proto.Unmarshal(rec.Data, &b)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	defer x.advance(rec.Position)
-	if err != nil {
+	var batch entitylog.Batch
+	if err := proto.Unmarshal(rec.Data, &batch); err != nil {
 		x.log.Error("an entity's batch record cannot be decoded", "entity", id, "error", err)
 		return
 	}
-	if b.Removed {
-		delete(x.entities, id)
-		return
-	}
-	e := x.entities[id]
-	if e == nil {
+	old := x.getEntity(id)
+	var e *Entity
+	if !batch.Removed {
 		e = &Entity{ID: id}
-		x.entities[id] = e
+		if old != nil {
+			*e = *old
+		}
+		e.LastModified, e.LastPosition, e.HasState = rec.Created, rec.Position, batch.HasState
+		e.Lock, e.LockHolder = batch.Lock.GetId(), batch.Lock.GetInstanceId()
+		if batch.Checkpoint != nil {
+			e.Queued = len(batch.Checkpoint.Queue)
+		} else {
+			e.Queued = max(0, e.Queued+len(batch.Queued)-int(batch.Dequeued))
+		}
 	}
-	e.LastModified, e.LastPosition, e.HasState = rec.Created, rec.Position, b.HasState
-	e.Lock, e.LockHolder = b.Lock.GetId(), b.Lock.GetInstanceId()
-	if b.Checkpoint != nil {
-		e.Queued = len(b.Checkpoint.Queue)
-	} else {
-		e.Queued = max(0, e.Queued+len(b.Queued)-int(b.Dequeued))
+	x.writeEntity(b, old, e)
+	x.mu.Lock()
+	x.entities[id] = e
+	x.mu.Unlock()
+}
+
+// writeEntity puts an entity's record and secondary keys in b (e nil: the
+// entity is gone).
+func (x *Index) writeEntity(b *pebble.Batch, old, e *Entity) {
+	oldKeys, newKeys := entitySecondary(old), entitySecondary(e)
+	for _, k := range oldKeys {
+		if !containsKey(newKeys, k) {
+			b.Delete(k, nil)
+		}
 	}
+	for _, k := range newKeys {
+		if !containsKey(oldKeys, k) {
+			b.Set(k, nil, nil)
+		}
+	}
+	switch {
+	case e != nil:
+		data, _ := proto.Marshal(&indexpb.Entity{Id: e.ID, LastModified: nanos(e.LastModified), HasState: e.HasState,
+			Lock: e.Lock, LockHolder: e.LockHolder, Queued: int32(e.Queued), LastPosition: e.LastPosition})
+		b.Set(entityKey(e.ID), data, nil)
+	case old != nil:
+		b.Delete(entityKey(old.ID), nil)
+	}
+}
+
+func entityOf(v []byte) (*Entity, error) {
+	var r indexpb.Entity
+	if err := proto.Unmarshal(v, &r); err != nil {
+		return nil, err
+	}
+	return &Entity{ID: r.Id, LastModified: timeOf(r.LastModified), HasState: r.HasState, Lock: r.Lock,
+		LockHolder: r.LockHolder, Queued: int(r.Queued), LastPosition: r.LastPosition}, nil
+}
+
+// getEntity returns an entity's record: from the cache, or from the
+// database.
+func (x *Index) getEntity(id string) *Entity {
+	x.mu.RLock()
+	e, cached := x.entities[id]
+	x.mu.RUnlock()
+	if cached {
+		return e
+	}
+	x.dbMu.RLock()
+	defer x.dbMu.RUnlock()
+	if x.db == nil {
+		return nil
+	}
+	v, closer, err := x.db.Get(entityKey(id))
+	if err != nil {
+		return nil
+	}
+	defer closer.Close()
+	e, err = entityOf(v)
+	if err != nil {
+		x.log.Error("an index record cannot be decoded", "entity", id, "error", err)
+		return nil
+	}
+	return e
+}
+
+// GetEntity returns what the index knows of an entity.
+func (x *Index) GetEntity(id string) (Entity, bool) {
+	e := x.getEntity(id)
+	if e == nil {
+		return Entity{}, false
+	}
+	return *e, true
 }
 
 // EntityQuery selects entities.
 type EntityQuery struct {
-	// Name keeps the entities of one kind (case-insensitive); empty: all.
+	// Name keeps the entities of one kind (names are lower case); empty:
+	// all.
 	Name string
-	// KeyPrefix keeps those whose key starts with it.
+	// KeyPrefix keeps those whose key starts with it (with a Name only).
 	KeyPrefix string
 	// From and To keep those last modified in [From, To); zero: open.
 	From, To time.Time
@@ -83,54 +153,57 @@ type EntityQuery struct {
 	IncludeEmpty bool
 }
 
-// Entities returns a page of the entities q selects, in ID order.
+// Entities returns a page of the entities q selects, in ID order. It reads
+// the entities of the kind (and key prefix) in order, so a page costs what
+// it skips by the time and state filters, not a scan of every entity.
 func (x *Index) Entities(q EntityQuery) []Entity {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	name := strings.ToLower(q.Name)
-	x.mu.RLock()
+	prefix := []byte{tableEntity}
+	if q.Name != "" {
+		prefix = append(append(prefix, strings.ToLower(q.Name)...), '@')
+		prefix = append(prefix, q.KeyPrefix...)
+	}
+	lower := prefix
+	if q.After != "" {
+		if after := append(entityKey(q.After), 0); string(after) > string(lower) {
+			lower = after
+		}
+	}
 	var out []Entity
-	for id, e := range x.entities {
-		kind, key, _ := strings.Cut(id, "@")
+	x.scan(lower, upper(prefix), func(k, v []byte) bool {
+		e, err := entityOf(v)
 		switch {
-		case name != "" && kind != name,
-			!strings.HasPrefix(key, q.KeyPrefix),
+		case err != nil,
 			!q.From.IsZero() && e.LastModified.Before(q.From),
 			!q.To.IsZero() && !e.LastModified.Before(q.To),
-			q.After != "" && id <= q.After,
 			!q.IncludeEmpty && !e.HasState:
-			continue
+			return true
 		}
 		out = append(out, *e)
-	}
-	x.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Entity) int { return strings.Compare(a.ID, b.ID) })
-	return out[:min(len(out), limit)]
+		return len(out) < limit
+	})
+	return out
 }
 
-// GetEntity returns what the index knows of an entity.
-func (x *Index) GetEntity(id string) (Entity, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	e, ok := x.entities[id]
-	if !ok {
-		return Entity{}, false
-	}
-	return *e, true
-}
+// LockedEntities returns the IDs of the entities held by a lock.
+func (x *Index) LockedEntities() []string { return x.ids([]byte{tableLocked}) }
 
-// SelectEntities returns the IDs of the entities for which keep returns
-// true.
-func (x *Index) SelectEntities(keep func(*Entity) bool) []string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	var ids []string
-	for id, e := range x.entities {
-		if keep(e) {
-			ids = append(ids, id)
-		}
+// EmptyEntities returns the IDs of the entities that hold nothing (see
+// Entity.Empty).
+func (x *Index) EmptyEntities() []string { return x.ids([]byte{tableEmpty}) }
+
+// entitySecondary returns the secondary keys of an entity record.
+func entitySecondary(e *Entity) [][]byte {
+	switch {
+	case e == nil:
+		return nil
+	case e.Lock != "":
+		return [][]byte{append([]byte{tableLocked}, e.ID...)}
+	case e.Empty():
+		return [][]byte{append([]byte{tableEmpty}, e.ID...)}
 	}
-	return ids
+	return nil
 }

@@ -1,172 +1,87 @@
 // Package index is the instance index: a projection of the event store's
 // global log that knows, for every orchestration instance, its name, status,
-// times, pending work and the durable reason it will run again, without
-// activating its grain.
+// times, pending work and the durable reason it will run again, and for
+// every entity its lock and whether it has state, without activating a
+// grain.
+//
+// It lives in its own Pebble database (Config.Dir), a checkpointed
+// projection: every batch of applied records is written together with the
+// global position it reaches, so opening an index reads only what the log
+// holds after that position, and a crash never leaves it between two
+// states. It is derived data: the database is not synced on every write (a
+// crash may lose its last writes, and they are applied again from the log),
+// and Rebuild makes it again from the whole log. In cluster mode every node
+// keeps its own, rebuilt from the shared log.
+//
+// Records are kept on disk with secondary orderings (creation time, status,
+// name, due time; see keys.go), so a page of a list, the overdue instances
+// or the ones with work in flight cost what they return, not a scan of
+// every instance; memory holds only recently applied records.
 //
 // Status queries read it (and fetch payloads from the instance's stream on
-// demand, so the index itself stays small). Recovery asks it which
-// instances have work in flight and which are due: every running instance
-// has a wake reason (see Instance.Due and Instance.Stranded), and the due
-// ones are kept in order of their due time, so finding the overdue ones
-// costs what they are, not a scan of every instance. Like everything
-// derived in durable, it is rebuilt from the store: Open catches up on the
-// global log, then follows it.
-//
-// A record that cannot be decoded does not stop the index: its instance is
-// shown Failed with the decoding error, and every other instance goes on.
+// demand, so the index itself stays small). Recovery asks it which instances
+// have work in flight and which are due: every running instance has a wake
+// reason (see Instance.Due and Instance.Stranded). A record that cannot be
+// decoded does not stop the index: its instance is shown Failed with the
+// decoding error, and every other instance goes on.
 package index
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	"github.com/google/btree"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/internal/entitylog"
 	"github.com/durableactor/durable/internal/history"
+	"github.com/durableactor/durable/internal/indexpb"
 	"github.com/durableactor/durable/orchestration"
 )
 
-// NoRevision marks a revision the index has not seen.
-const NoRevision int64 = -1
-
-// Instance is what the index knows of one orchestration instance.
-type Instance struct {
-	ID         string
-	Name       string
-	Version    string
-	Status     orchestration.Status
-	Generation int32
-	ParentID   string
-	// Created is when the current generation's ExecutionStarted was
-	// recorded; LastUpdated when the latest event was.
-	Created     time.Time
-	LastUpdated time.Time
-	// Revisions in the instance's stream of the records that hold payloads:
-	// the input (ExecutionStarted), the output or failure
-	// (ExecutionCompleted) and the custom status (OrchestratorCompleted).
-	StartRevision        uint64
-	CompletionRevision   int64
-	CustomStatusRevision int64
-	// Small payloads are kept here, so a status query needs no read; those
-	// over MaxInlinePayload are read from the stream by revision.
-	Input, Output, CustomStatus []byte
-	Failure                     *orchestration.FailureDetails
-	inputInline, outputInline   bool
-	customInline                bool
-	// PendingTasks counts activities, sub-orchestrations, entity calls and
-	// lock requests in flight: made and not yet answered.
-	PendingTasks int
-	// StartAt is when a start scheduled for later is due (Pending).
-	StartAt time.Time
-	// NextTimer is when the earliest pending timer fires and AwaitedEvents
-	// are the events the code waits for, as the last episode recorded.
-	NextTimer     time.Time
-	AwaitedEvents []string
-	// Runnable is set while a started generation has not had an episode
-	// recorded: the records of a ContinueAsNew are in, the first episode of
-	// the new generation is not yet.
-	Runnable bool
-	// LastPosition is the global position of the instance's latest event.
-	LastPosition uint64
-}
-
-// Due returns when a non-terminal instance must run at the latest, if
-// nothing else wakes it first: the time of a scheduled start, of its
-// earliest timer, or (Runnable) at once. The message bus delivers timers
-// and scheduled starts on time; Due is what recovery checks that against.
-func (in *Instance) Due() (time.Time, bool) {
-	switch {
-	case in.Status.IsTerminal():
-		return time.Time{}, false
-	case in.Runnable:
-		return in.LastUpdated, true
-	case in.Status == orchestration.StatusPending && !in.StartAt.IsZero():
-		return in.StartAt, true
-	case !in.NextTimer.IsZero():
-		return in.NextTimer, true
-	}
-	return time.Time{}, false
-}
-
-// Stranded reports whether a non-terminal instance has no durable reason to
-// run again: no activity or sub-orchestration in flight, no timer, no
-// awaited event, no scheduled start, and it is not suspended (waiting for a
-// Resume). Nothing would ever wake such an instance; the engine's invariant
-// is that none exists.
-func (in *Instance) Stranded() bool {
-	if in.Status.IsTerminal() || in.Status == orchestration.StatusSuspended || in.PendingTasks > 0 || len(in.AwaitedEvents) > 0 {
-		return false
-	}
-	_, due := in.Due()
-	return !due
-}
-
-// WaitsFor describes an instance's reason to run again, for people.
-func (in *Instance) WaitsFor() string {
-	var parts []string
-	switch {
-	case in.Status.IsTerminal():
-		return "nothing (" + in.Status.String() + ")"
-	case in.Status == orchestration.StatusSuspended:
-		parts = append(parts, "a Resume")
-	case in.Runnable:
-		parts = append(parts, "its next episode, now")
-	case in.Status == orchestration.StatusPending && !in.StartAt.IsZero():
-		parts = append(parts, "its start at "+in.StartAt.Format(time.RFC3339))
-	}
-	if in.PendingTasks > 0 {
-		parts = append(parts, fmt.Sprintf("%d activities, sub-orchestrations or entity calls", in.PendingTasks))
-	}
-	if !in.NextTimer.IsZero() {
-		parts = append(parts, "a timer at "+in.NextTimer.Format(time.RFC3339Nano))
-	}
-	if len(in.AwaitedEvents) > 0 {
-		parts = append(parts, "events "+strings.Join(in.AwaitedEvents, ", "))
-	}
-	if len(parts) == 0 {
-		return "nothing: stranded"
-	}
-	return strings.Join(parts, "; ")
-}
-
-// dueEntry orders the instances that have a due time.
-type dueEntry struct {
-	at time.Time
-	id string
-}
-
-func dueLess(a, b dueEntry) bool {
-	if c := a.at.Compare(b.at); c != 0 {
-		return c < 0
-	}
-	return a.id < b.id
+// Config configures an Index.
+type Config struct {
+	Store eventstore.Store
+	// Dir holds the index's database; empty keeps it in memory, rebuilt
+	// from the whole log at every Open.
+	Dir string
+	// Logger receives what the index logs; slog.Default() when nil.
+	Logger *slog.Logger
+	// CacheRecords bounds the records kept in memory between commits;
+	// 16,384 when zero.
+	CacheRecords int
 }
 
 // Index is the projection. It is safe for concurrent use.
 type Index struct {
+	cfg   Config
 	store eventstore.Store
 	log   *slog.Logger
 
-	mu        sync.RWMutex
-	instances map[string]*Instance
-	entities  map[string]*Entity
-	// due orders the instances that have a due time; dueAt is each one's
-	// entry in it.
-	due     *btree.BTreeG[dueEntry]
-	dueAt   map[string]time.Time
-	applied uint64
-	changed chan struct{}
+	// dbMu guards db: readers hold it while they read, Close takes it to
+	// close the database.
+	dbMu sync.RWMutex
+	db   *pebble.DB
+
+	mu sync.RWMutex
+	// cache holds recently applied records, those not yet committed among
+	// them (a nil record: deleted); it is cleared after a commit once it
+	// holds more than CacheRecords.
+	cache    map[string]*Instance
+	entities map[string]*Entity
+	applied  uint64
+	changed  chan struct{}
 	// watched is set when someone holds changed; advance replaces the
-	// channel only then, not for every event.
+	// channel only then, not for every batch.
 	watched bool
 	err     error
 	// ended holds channels closed when an instance ends, for Wait.
@@ -181,57 +96,193 @@ type Index struct {
 	stopped chan struct{}
 }
 
-// Open builds the index from the store and keeps it current until Close.
-func Open(ctx context.Context, store eventstore.Store, logger *slog.Logger) (*Index, error) {
-	x := &Index{
-		store:     store,
-		log:       logger,
-		instances: make(map[string]*Instance),
-		entities:  make(map[string]*Entity),
-		due:       btree.NewG(16, dueLess),
-		dueAt:     make(map[string]time.Time),
-		changed:   make(chan struct{}),
-		ended:     make(map[string]chan struct{}),
-		done:      make(chan struct{}),
-		stopped:   make(chan struct{}),
+// ErrStopped is matched by the error WaitFor returns when the index stopped
+// following the store.
+var ErrStopped = errors.New("index: stopped")
+
+// Open opens the index, applies what the log holds after its checkpoint,
+// and keeps it current until Close.
+func Open(ctx context.Context, cfg Config) (*Index, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
-	var dec history.Decoder
-	filter := eventstore.Filter{StreamPrefixes: []string{history.StreamPrefix, entitylog.StreamPrefix}}
-	for ev, err := range store.ReadAll(ctx, eventstore.ReadAllOptions{Filter: filter}) {
+	if cfg.CacheRecords <= 0 {
+		cfg.CacheRecords = 16384
+	}
+	x := &Index{
+		cfg:      cfg,
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		cache:    make(map[string]*Instance),
+		entities: make(map[string]*Entity),
+		changed:  make(chan struct{}),
+		ended:    make(map[string]chan struct{}),
+		done:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	var err error
+	if x.db, err = openDB(cfg); err != nil {
+		return nil, err
+	}
+	if x.applied, err = readApplied(x.db); err != nil {
+		x.db.Close()
+		return nil, err
+	}
+	if x.applied > 0 {
+		end, err := eventstore.LastPosition(ctx, cfg.Store)
 		if err != nil {
-			return nil, fmt.Errorf("index: catch up: %w", err)
+			x.db.Close()
+			return nil, fmt.Errorf("index: read the end of the log: %w", err)
 		}
-		x.apply(&dec, &ev)
+		if end < x.applied {
+			// The index was made from another store (or one that lost
+			// its end): nothing in it can be trusted.
+			x.log.Warn("the instance index is ahead of the event store's log; rebuilding it", "applied", x.applied, "end", end)
+			if err := x.clear(); err != nil {
+				x.db.Close()
+				return nil, err
+			}
+		}
+	}
+	if err := x.catchUp(ctx); err != nil {
+		x.db.Close()
+		return nil, err
 	}
 	follow, cancel := context.WithCancel(context.Background())
 	x.cancel = cancel
-	go x.follow(follow, filter)
+	go x.follow(follow)
 	return x, nil
 }
 
-// follow applies new events until Close. A subscription that ends with an
+func openDB(cfg Config) (*pebble.DB, error) {
+	cache := pebble.NewCache(32 << 20)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:              cache,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       16 << 20,
+		Logger:             pebbleLogger{cfg.Logger},
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		opts.FS, dir = vfs.NewMem(), "index"
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("index: open %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+func readApplied(db *pebble.DB) (uint64, error) {
+	v, closer, err := db.Get(keyApplied)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("index: read its checkpoint: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("index: its checkpoint holds %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Rebuild drops the index in cfg.Dir and makes it again from the whole
+// log, logging its progress every few seconds. The engine that uses the
+// directory must be stopped.
+func Rebuild(ctx context.Context, cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	db, err := openDB(cfg)
+	if err != nil {
+		return err
+	}
+	x := &Index{cfg: cfg, store: cfg.Store, log: cfg.Logger, db: db, cache: make(map[string]*Instance),
+		entities: make(map[string]*Entity), changed: make(chan struct{}), ended: make(map[string]chan struct{})}
+	if cfg.CacheRecords <= 0 {
+		x.cfg.CacheRecords = 16384
+	}
+	defer db.Close()
+	if err := x.clear(); err != nil {
+		return err
+	}
+	x.log.Info("rebuilding the instance index from the event store's log")
+	return x.catchUp(ctx)
+}
+
+// clear deletes everything the index holds.
+func (x *Index) clear() error {
+	if err := x.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.Sync); err != nil {
+		return fmt.Errorf("index: clear: %w", err)
+	}
+	x.applied = 0
+	clear(x.cache)
+	clear(x.entities)
+	return nil
+}
+
+// filter selects the records the index applies.
+var filter = eventstore.Filter{StreamPrefixes: []string{history.StreamPrefix, entitylog.StreamPrefix}}
+
+// catchUp applies what the log holds after the checkpoint, committing
+// every few thousand records and logging its progress every few seconds.
+func (x *Index) catchUp(ctx context.Context) error {
+	from := eventstore.AllStart
+	if x.applied > 0 {
+		from = eventstore.FromPosition(x.applied + 1)
+	}
+	var dec history.Decoder
+	b := x.db.NewBatch()
+	pending, total, last := 0, 0, uint64(0)
+	began, reported := time.Now(), time.Now()
+	for rec, err := range x.store.ReadAll(ctx, eventstore.ReadAllOptions{From: from, Filter: filter}) {
+		if err != nil {
+			b.Close()
+			return fmt.Errorf("index: catch up: %w", err)
+		}
+		x.apply(b, &dec, &rec)
+		pending++
+		total++
+		last = rec.Position
+		if pending == 4096 {
+			if err := x.commit(b, rec.Position); err != nil {
+				return err
+			}
+			b, pending = x.db.NewBatch(), 0
+			if time.Since(reported) > 3*time.Second {
+				reported = time.Now()
+				x.log.Info("the instance index is catching up on the log", "records", total, "position", rec.Position)
+			}
+		}
+	}
+	if pending > 0 {
+		if err := x.commit(b, last); err != nil {
+			return err
+		}
+	} else {
+		b.Close()
+	}
+	if total > 0 {
+		x.log.Info("the instance index caught up on the log", "records", total, "took", time.Since(began).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// follow applies new records until Close, committing a batch whenever no
+// record is waiting (or every 4,096). A subscription that ends with an
 // error (the store is unreachable) is made again from the last applied
 // position, with backoff, until it holds; only a closed store stops the
 // index.
-func (x *Index) follow(ctx context.Context, filter eventstore.Filter) {
+func (x *Index) follow(ctx context.Context) {
 	defer close(x.done)
 	defer close(x.stopped)
 	retry := backoff.NewExponentialBackOff()
 	retry.InitialInterval, retry.MaxInterval = 50*time.Millisecond, 5*time.Second
 	for {
-		var dec history.Decoder
-		x.mu.RLock()
-		from := eventstore.FromPosition(x.applied)
-		x.mu.RUnlock()
-		var err error
-		for ev, serr := range x.store.SubscribeToAll(ctx, eventstore.SubscribeAllOptions{From: from, Filter: filter}) {
-			if serr != nil {
-				err = serr
-				break
-			}
-			x.apply(&dec, &ev)
-			retry.Reset()
-		}
+		err := x.followOnce(ctx, retry)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -249,6 +300,70 @@ func (x *Index) follow(ctx context.Context, filter eventstore.Filter) {
 	}
 }
 
+// followOnce subscribes from the applied position and applies records
+// until the subscription ends.
+func (x *Index) followOnce(ctx context.Context, retry *backoff.ExponentialBackOff) error {
+	type item struct {
+		rec eventstore.RecordedEvent
+		err error
+	}
+	sub, cancel := context.WithCancel(ctx)
+	defer cancel()
+	x.mu.RLock()
+	from := eventstore.FromPosition(x.applied)
+	x.mu.RUnlock()
+	records := make(chan item, 1024)
+	go func() {
+		defer close(records)
+		for rec, err := range x.store.SubscribeToAll(sub, eventstore.SubscribeAllOptions{From: from, Filter: filter}) {
+			select {
+			case records <- item{rec, err}:
+			case <-sub.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var dec history.Decoder
+	for {
+		it, ok := <-records
+		if !ok {
+			return ctx.Err()
+		}
+		if it.err != nil {
+			return it.err
+		}
+		b := x.db.NewBatch()
+		x.apply(b, &dec, &it.rec)
+		last := it.rec.Position
+	drain:
+		for n := 1; n < 4096; n++ {
+			select {
+			case more, ok := <-records:
+				if !ok || more.err != nil {
+					if err := x.commit(b, last); err != nil {
+						return err
+					}
+					if !ok {
+						return ctx.Err()
+					}
+					return more.err
+				}
+				x.apply(b, &dec, &more.rec)
+				last = more.rec.Position
+			default:
+				break drain
+			}
+		}
+		if err := x.commit(b, last); err != nil {
+			return err
+		}
+		retry.Reset()
+	}
+}
+
 func (x *Index) fail(err error) {
 	x.log.Error("instance index stopped", "error", err)
 	x.mu.Lock()
@@ -259,184 +374,149 @@ func (x *Index) fail(err error) {
 	x.mu.Unlock()
 }
 
-// apply folds one stored record (an episode, or a single history event)
-// into the index.
-func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) {
-	id, ok := strings.CutPrefix(rec.Stream, history.StreamPrefix)
-	if !ok {
-		x.applyEntity(rec)
-		return
+// commit writes a batch with the position it reaches, then makes that
+// position the applied one.
+func (x *Index) commit(b *pebble.Batch, position uint64) error {
+	defer b.Close()
+	if err := b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, position), nil); err != nil {
+		return err
 	}
-	events, err := dec.DecodeRecord(x.scratch[:0], rec)
-	x.scratch = events
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("index: write: %w", err)
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if err != nil {
-		x.applyCorrupt(id, rec, err)
-		x.advance(rec.Position)
-		return
-	}
-	for i := range events {
-		x.applyEvent(id, &events[i], rec)
-		// An ExecutionStarted within an episode (after its
-		// OrchestratorStarted) starts running now, and the episode that
-		// runs its code follows; alone, it is a start scheduled for later.
-		if events[i].Kind == orchestration.ExecutionStarted && i > 0 && events[i-1].Kind == orchestration.OrchestratorStarted {
-			in := x.instances[id]
-			in.Status, in.Runnable = orchestration.StatusRunning, true
-		}
-	}
-	if in := x.instances[id]; in != nil {
-		x.reorder(in)
-	}
-	x.advance(rec.Position)
-}
-
-// applyCorrupt marks the instance of a record that cannot be decoded as
-// failed, with the reason; the caller holds the lock. The instance's grain
-// refuses to load such a history too: the instance is lost until someone
-// repairs or purges its stream, but it says so, and nothing else is held up.
-func (x *Index) applyCorrupt(id string, rec *eventstore.RecordedEvent, err error) {
-	x.log.Error("an instance's history cannot be decoded; it is shown as failed", "instance", id, "error", err)
-	in := x.instances[id]
-	if in == nil {
-		in = &Instance{ID: id, Created: rec.Created, CompletionRevision: NoRevision, CustomStatusRevision: NoRevision, inputInline: true}
-		x.instances[id] = in
-	}
-	in.Status = orchestration.StatusFailed
-	in.Failure = &orchestration.FailureDetails{ErrorType: "CorruptHistory", Message: err.Error()}
-	in.Output, in.outputInline = nil, true
-	in.PendingTasks, in.Runnable = 0, false
-	in.LastUpdated, in.LastPosition = rec.Created, rec.Position
-	x.reorder(in)
-	x.closeEnded(id)
-}
-
-// reorder puts an instance at its due time in the order of due instances,
-// or takes it out; the caller holds the lock.
-func (x *Index) reorder(in *Instance) {
-	at, due := in.Due()
-	old, had := x.dueAt[in.ID]
-	if had && due && old.Equal(at) {
-		return
-	}
-	if had {
-		x.due.Delete(dueEntry{at: old, id: in.ID})
-		delete(x.dueAt, in.ID)
-	}
-	if due {
-		x.due.ReplaceOrInsert(dueEntry{at: at, id: in.ID})
-		x.dueAt[in.ID] = at
-	}
-}
-
-func (x *Index) closeEnded(id string) {
-	if ch, ok := x.ended[id]; ok {
-		close(ch)
-		delete(x.ended, id)
-	}
-}
-
-// applyEvent folds one history event of the record rec; the caller holds
-// the lock.
-func (x *Index) applyEvent(id string, ev *orchestration.HistoryEvent, rec *eventstore.RecordedEvent) {
-	in := x.instances[id]
-	if in == nil {
-		if ev.Kind != orchestration.ExecutionStarted {
-			// The start was truncated away (ContinueAsNew); the new
-			// generation's ExecutionStarted follows.
-			return
-		}
-		in = &Instance{ID: id}
-		x.instances[id] = in
-	}
-	switch ev.Kind {
-	case orchestration.ExecutionStarted:
-		*in = Instance{
-			ID: id, Name: ev.Name, Version: ev.Version, Status: orchestration.StatusPending,
-			Generation: ev.Generation, Created: rec.Created, StartRevision: rec.Revision,
-			CompletionRevision: NoRevision, CustomStatusRevision: NoRevision, StartAt: ev.FireAt,
-		}
-		in.Input, in.inputInline = inline(ev.Input)
-		if ev.Parent != nil {
-			in.ParentID = ev.Parent.InstanceID
-		}
-	case orchestration.OrchestratorCompleted:
-		// An episode ran: a pending instance has started.
-		if in.Status == orchestration.StatusPending {
-			in.Status = orchestration.StatusRunning
-		}
-		in.Runnable = false
-		in.NextTimer, in.AwaitedEvents = ev.FireAt, ev.AwaitedEvents
-		if ev.CustomStatus != nil {
-			in.CustomStatusRevision = int64(rec.Revision)
-			in.CustomStatus, in.customInline = inline(ev.CustomStatus)
-		}
-	case orchestration.TaskScheduled, orchestration.SubOrchestrationInstanceCreated,
-		orchestration.EntityOperationCalled, orchestration.EntityLockRequested:
-		in.PendingTasks++
-	case orchestration.TaskCompleted, orchestration.TaskFailed,
-		orchestration.SubOrchestrationInstanceCompleted, orchestration.SubOrchestrationInstanceFailed,
-		orchestration.EntityOperationCompleted, orchestration.EntityOperationFailed, orchestration.EntityLockGranted:
-		in.PendingTasks = max(0, in.PendingTasks-1)
-	case orchestration.ExecutionSuspended:
-		if !in.Status.IsTerminal() {
-			in.Status = orchestration.StatusSuspended
-		}
-	case orchestration.ExecutionResumed:
-		if in.Status == orchestration.StatusSuspended {
-			in.Status = orchestration.StatusRunning
-		}
-	case orchestration.ExecutionCompleted:
-		in.Status = ev.Status
-		in.CompletionRevision = int64(rec.Revision)
-		in.PendingTasks = 0
-		in.Output, in.outputInline = inline(ev.Result)
-		in.Failure = ev.Failure
-		in.NextTimer, in.AwaitedEvents, in.Runnable = time.Time{}, nil, false
-		if ev.Status.IsTerminal() {
-			x.closeEnded(id)
-		}
-	}
-	in.LastUpdated = rec.Created
-	in.LastPosition = rec.Position
-}
-
-// MaxInlinePayload is the largest payload the index keeps in memory.
-const MaxInlinePayload = 512
-
-// inline copies a small payload (decoded events alias the store's bytes)
-// and reports whether it is held; a large one is left to be read.
-func inline(b []byte) ([]byte, bool) {
-	if len(b) > MaxInlinePayload {
-		return nil, false
-	}
-	return slices.Clone(b), true
-}
-
-// InlineInput reports whether Input holds the input (else read it from
-// StartRevision); likewise for the output and the custom status.
-func (in *Instance) InlineInput() bool        { return in.inputInline }
-func (in *Instance) InlineOutput() bool       { return in.outputInline }
-func (in *Instance) InlineCustomStatus() bool { return in.customInline }
-
-// advance records that everything up to position is applied; the caller
-// holds the lock.
-func (x *Index) advance(position uint64) {
 	x.applied = position
+	if len(x.cache)+len(x.entities) > x.cfg.CacheRecords {
+		clear(x.cache)
+		clear(x.entities)
+	}
 	if x.watched {
 		close(x.changed)
 		x.changed = make(chan struct{})
 		x.watched = false
 	}
+	return nil
+}
+
+// apply folds one stored record into the batch b.
+func (x *Index) apply(b *pebble.Batch, dec *history.Decoder, rec *eventstore.RecordedEvent) {
+	id, ok := strings.CutPrefix(rec.Stream, history.StreamPrefix)
+	if !ok {
+		x.applyEntity(b, rec)
+		return
+	}
+	old := x.get(id)
+	var in *Instance
+	switch {
+	case rec.Type == history.PurgedType:
+		// The instance was purged: it is forgotten, also when the log
+		// keeps the events of its deleted stream.
+	default:
+		events, err := dec.DecodeRecord(x.scratch[:0], rec)
+		x.scratch = events
+		if err != nil {
+			x.log.Error("an instance's history cannot be decoded; it is shown as failed", "instance", id, "error", err)
+			in = corrupt(clone(old), id, rec, err)
+			break
+		}
+		in = clone(old)
+		for i := range events {
+			in = applyEvent(in, id, &events[i], rec)
+			// An ExecutionStarted within an episode (after its
+			// OrchestratorStarted) starts running now, and the episode
+			// that runs its code follows; alone, it is a start scheduled
+			// for later.
+			if events[i].Kind == orchestration.ExecutionStarted && i > 0 && events[i-1].Kind == orchestration.OrchestratorStarted {
+				in.Status, in.Runnable = orchestration.StatusRunning, true
+			}
+		}
+		if in == nil {
+			return // a record of a generation whose start was truncated
+		}
+	}
+	x.write(b, old, in)
+	x.mu.Lock()
+	x.cache[id] = in
+	if in != nil && in.Status.IsTerminal() {
+		if ch, ok := x.ended[id]; ok {
+			close(ch)
+			delete(x.ended, id)
+		}
+	}
+	x.mu.Unlock()
+}
+
+func clone(in *Instance) *Instance {
+	if in == nil {
+		return nil
+	}
+	c := *in
+	return &c
+}
+
+// write puts an instance's record and secondary keys in b, removing those
+// of its previous record (in nil: the instance is gone).
+func (x *Index) write(b *pebble.Batch, old, in *Instance) {
+	oldKeys, newKeys := secondary(old), secondary(in)
+	for _, k := range oldKeys {
+		if !containsKey(newKeys, k) {
+			b.Delete(k, nil)
+		}
+	}
+	for _, k := range newKeys {
+		if !containsKey(oldKeys, k) {
+			b.Set(k, nil, nil)
+		}
+	}
+	switch {
+	case in != nil:
+		data, _ := proto.Marshal(in.toRecord()) // index records always encode
+		b.Set(instanceKey(in.ID), data, nil)
+	case old != nil:
+		b.Delete(instanceKey(old.ID), nil)
+	}
+}
+
+func containsKey(keys [][]byte, k []byte) bool {
+	for _, c := range keys {
+		if string(c) == string(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// get returns an instance's record: from the cache, or from the database.
+func (x *Index) get(id string) *Instance {
+	x.mu.RLock()
+	in, cached := x.cache[id]
+	x.mu.RUnlock()
+	if cached {
+		return in
+	}
+	x.dbMu.RLock()
+	defer x.dbMu.RUnlock()
+	if x.db == nil {
+		return nil
+	}
+	v, closer, err := x.db.Get(instanceKey(id))
+	if err != nil {
+		return nil // not found (a read error is a missing record)
+	}
+	defer closer.Close()
+	var r indexpb.Instance
+	if err := proto.Unmarshal(v, &r); err != nil {
+		x.log.Error("an index record cannot be decoded", "instance", id, "error", err)
+		return nil
+	}
+	return instanceOf(&r)
 }
 
 // Get returns what the index knows of an instance.
 func (x *Index) Get(id string) (Instance, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	in, ok := x.instances[id]
-	if !ok {
+	in := x.get(id)
+	if in == nil {
 		return Instance{}, false
 	}
 	return *in, true
@@ -446,27 +526,22 @@ func (x *Index) Get(id string) (Instance, bool) {
 // failed or been terminated (at once if it has).
 func (x *Index) Ended(id string) <-chan struct{} {
 	x.mu.Lock()
-	defer x.mu.Unlock()
-	if in, ok := x.instances[id]; ok && in.Status.IsTerminal() {
-		return closedChan
-	}
 	ch, ok := x.ended[id]
 	if !ok {
 		ch = make(chan struct{})
 		x.ended[id] = ch
 	}
+	x.mu.Unlock()
+	if in := x.get(id); in != nil && in.Status.IsTerminal() {
+		x.mu.Lock()
+		if c, ok := x.ended[id]; ok && c == ch {
+			close(ch)
+			delete(x.ended, id)
+		}
+		x.mu.Unlock()
+	}
 	return ch
 }
-
-var closedChan = func() chan struct{} {
-	ch := make(chan struct{})
-	close(ch)
-	return ch
-}()
-
-// ErrStopped is matched by the error WaitFor returns when the index stopped
-// following the store.
-var ErrStopped = errors.New("index: stopped")
 
 // WaitFor returns once the index has applied the event at position, so a
 // client reads its own writes, or ErrStopped once the index has stopped.
@@ -492,22 +567,6 @@ func (x *Index) WaitFor(ctx context.Context, position uint64) error {
 	}
 }
 
-// Overdue returns the instances whose due time (see Instance.Due) is
-// before t, earliest first, at most limit of them.
-func (x *Index) Overdue(t time.Time, limit int) []string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	var ids []string
-	x.due.Ascend(func(e dueEntry) bool {
-		if !e.at.Before(t) || len(ids) >= limit {
-			return false
-		}
-		ids = append(ids, e.id)
-		return true
-	})
-	return ids
-}
-
 // Stopped returns a channel that is closed when the index stops following
 // the store: on an error (see Err) or at Close. Its entries are stale from
 // then on.
@@ -520,21 +579,33 @@ func (x *Index) Err() error {
 	return x.err
 }
 
-// Select returns the IDs of the instances for which keep returns true.
-func (x *Index) Select(keep func(*Instance) bool) []string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	var ids []string
-	for id, in := range x.instances {
-		if keep(in) {
-			ids = append(ids, id)
-		}
-	}
-	return ids
-}
-
-// Close stops following the store.
+// Close stops following the store and closes the database.
 func (x *Index) Close() {
 	x.cancel()
 	<-x.done
+	x.dbMu.Lock()
+	defer x.dbMu.Unlock()
+	if x.db != nil {
+		if err := x.db.Close(); err != nil {
+			x.log.Warn("closing the instance index", "error", err)
+		}
+		x.db = nil
+	}
+}
+
+// pebbleLogger routes Pebble's logging to slog, its chatter at Debug.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.l.Debug(fmt.Sprintf(format, args...), "component", "index")
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.l.Error(fmt.Sprintf(format, args...), "component", "index")
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.l.Error(msg, "component", "index")
+	panic("index: " + msg)
 }

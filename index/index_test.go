@@ -29,14 +29,39 @@ func appendEpisode(t *testing.T, s eventstore.Store, id string, events ...H) eve
 	return res
 }
 
-func open(t *testing.T, s eventstore.Store) *index.Index {
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// open opens an index of s kept in memory.
+func open(t *testing.T, s eventstore.Store) *index.Index { return openAt(t, s, "") }
+
+// openAt opens an index of s kept in dir; it is closed when the test ends.
+func openAt(t *testing.T, s eventstore.Store, dir string) *index.Index {
 	t.Helper()
-	x, err := index.Open(context.Background(), s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	x, err := index.Open(context.Background(), index.Config{Store: s, Dir: dir, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(x.Close)
 	return x
+}
+
+// ids returns the IDs of a page's instances.
+func ids(p index.Page) []string {
+	var out []string
+	for _, in := range p.Instances {
+		out = append(out, in.ID)
+	}
+	return out
+}
+
+// list returns the page q selects, failing the test on an error.
+func list(t *testing.T, x *index.Index, q index.Query) index.Page {
+	t.Helper()
+	p, err := x.List(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func ctx(t *testing.T) context.Context {
@@ -110,9 +135,8 @@ func TestStatuses(t *testing.T) {
 	if loop.Generation != 1 || loop.InlineInput() || loop.StartRevision != res.Revision {
 		t.Fatalf("new generation: %+v", loop)
 	}
-	ids := x.Select(func(in *index.Instance) bool { return in.Status == orchestration.StatusSuspended })
-	if len(ids) != 1 || ids[0] != "paused" {
-		t.Fatalf("Select: %v", ids)
+	if got := ids(list(t, x, index.Query{Statuses: []orchestration.Status{orchestration.StatusSuspended}})); len(got) != 1 || got[0] != "paused" {
+		t.Fatalf("the suspended ones: %v", got)
 	}
 	if _, ok := x.Get("nobody"); ok {
 		t.Fatal("an unknown instance was found")
@@ -130,7 +154,7 @@ func TestOtherStreams(t *testing.T) {
 	if err := x.WaitFor(ctx(t), res.Position); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(x.Select(func(*index.Instance) bool { return true })); n != 1 {
+	if n := len(list(t, x, index.Query{}).Instances); n != 1 {
 		t.Fatalf("%d instances indexed, want 1", n)
 	}
 }
@@ -187,7 +211,7 @@ func TestWakeReasons(t *testing.T) {
 	if got := x.Overdue(t0.Add(4*time.Hour), 2); len(got) != 2 {
 		t.Fatalf("limit 2 gave %v", got)
 	}
-	stranded := x.Select((*index.Instance).Stranded)
+	stranded := x.Stranded()
 	if len(stranded) != 1 || stranded[0] != "lost" {
 		t.Fatalf("stranded: %v", stranded)
 	}
@@ -238,7 +262,7 @@ func TestCorruptRecord(t *testing.T) {
 
 // TestStopped: Stopped is closed when the index stops following the store.
 func TestStopped(t *testing.T) {
-	x, err := index.Open(context.Background(), memory.New(memory.Config{}), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	x, err := index.Open(context.Background(), index.Config{Store: memory.New(memory.Config{}), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 
 	"github.com/durableactor/durable/eventstore"
 	"github.com/durableactor/durable/index"
+	"github.com/durableactor/durable/internal/entitylog"
+	"github.com/durableactor/durable/internal/history"
 )
 
 // WakeFunc wakes one instance: it returns once the instance's grain is
@@ -141,7 +144,7 @@ func Open(ctx context.Context, cfg Config) (*Recovery, error) {
 	if r.after, err = r.checkpoints.read(ctx); err != nil {
 		return nil, err
 	}
-	if r.upTo, err = lastPosition(ctx, cfg.Store); err != nil {
+	if r.upTo, err = eventstore.LastPosition(ctx, cfg.Store); err != nil {
 		return nil, fmt.Errorf("recovery: read the end of the log: %w", err)
 	}
 	if r.upTo <= r.checkpoints.own {
@@ -189,24 +192,13 @@ func (r *Recovery) Redone(id string) {
 // it keeps sweeping for overdue instances and writing checkpoints until
 // Stop. Start does not wait for the wakes; a wake that fails is retried.
 func (r *Recovery) Start() {
-	after, upTo := r.after, r.upTo
-	ids := r.cfg.Index.Select(func(in *index.Instance) bool {
-		if in.LastPosition > after && in.LastPosition <= upTo {
-			return true
-		}
-		return !in.Status.IsTerminal() && (in.PendingTasks > 0 || in.Stranded())
-	})
+	ids := r.cfg.Index.InFlight()
+	ids = append(ids, r.cfg.Index.Stranded()...)
 	ids = append(ids, r.cfg.Index.Overdue(r.cfg.Clock(), 1<<30)...)
-	// Entities, known here as "@" and their ID, whose messages a crash may
-	// have kept from going out.
-	for _, id := range r.cfg.Index.SelectEntities(func(e *index.Entity) bool {
-		return e.LastPosition > after && e.LastPosition <= upTo
-	}) {
-		ids = append(ids, "@"+id)
-	}
+	ids = append(ids, r.windowStreams()...)
 	if len(ids) > 0 {
 		r.log.Info("waking instances that have work in flight, are due, or have records after the last checkpoint",
-			"instances", len(ids), "checkpoint", after, "end", upTo)
+			"instances", len(ids), "checkpoint", r.after, "end", r.upTo)
 	}
 	r.mu.Lock()
 	r.running = true
@@ -347,8 +339,40 @@ func (r *Recovery) Sweep() {
 
 // Stranded returns the running instances that have no durable reason to
 // run again (see index.Instance.Stranded). There should never be any.
-func (r *Recovery) Stranded() []string {
-	return r.cfg.Index.Select((*index.Instance).Stranded)
+func (r *Recovery) Stranded() []string { return r.cfg.Index.Stranded() }
+
+// windowStreams returns the instances and entities (as "@" and their ID)
+// with records in the window a crash may have left unacted, read from the
+// log: the window spans the checkpoint interval, so it holds little.
+func (r *Recovery) windowStreams() []string {
+	if r.after >= r.upTo {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
+	defer cancel()
+	seen := make(map[string]bool)
+	var ids []string
+	filter := eventstore.Filter{StreamPrefixes: []string{history.StreamPrefix, entitylog.StreamPrefix}}
+	for rec, err := range r.cfg.Store.ReadAll(ctx, eventstore.ReadAllOptions{From: eventstore.FromPosition(r.after + 1), Filter: filter}) {
+		if err != nil {
+			// The instances with work in flight are woken all the same;
+			// the others of the window act again when next activated.
+			r.log.Warn("reading the records after the checkpoint failed", "error", err)
+			break
+		}
+		if rec.Position > r.upTo {
+			break
+		}
+		id, ok := strings.CutPrefix(rec.Stream, history.StreamPrefix)
+		if !ok {
+			id = "@" + strings.TrimPrefix(rec.Stream, entitylog.StreamPrefix)
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // wakeStranded reports and wakes stranded instances: their grain replays
@@ -388,7 +412,7 @@ func (r *Recovery) checkpointLoop() {
 // acted on and stores that position.
 func (r *Recovery) checkpoint(ctx context.Context) error {
 	p, err := r.tracker.checkpoint(ctx, func(ctx context.Context) (uint64, error) {
-		return lastPosition(ctx, r.cfg.Store)
+		return eventstore.LastPosition(ctx, r.cfg.Store)
 	})
 	if err != nil {
 		return err

@@ -43,7 +43,7 @@ func started(t *testing.T, s eventstore.Store, id string, rest ...H) eventstore.
 
 func openIndex(t *testing.T, s eventstore.Store) *index.Index {
 	t.Helper()
-	x, err := index.Open(context.Background(), s, quiet)
+	x, err := index.Open(context.Background(), index.Config{Store: s, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
