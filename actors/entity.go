@@ -464,19 +464,15 @@ func (g *entityGrain) appended(c actor.Context, op *appendOp) {
 	g.stopIfEmpty(c)
 }
 
-// removed deletes the stream of an entity whose removal is recorded and
-// stops the grain; the next request finds no entity.
+// removed truncates the stream of an entity whose removal is recorded
+// (through the outbox) and stops the grain; the next request finds no
+// entity. The Removed record stays, so every reader of the global log (the
+// index, a rebuild of it) learns of the removal, and a load stops at it
+// when a crash kept the truncation from happening.
 func (g *entityGrain) removed(c actor.Context, op *appendOp, w *batchWork) {
-	g.rt.recovery.End(op.epoch)
-	ctx, cancel := context.WithTimeout(g.rt.ctx, 30*time.Second)
-	defer cancel()
-	err := g.rt.store.DeleteStream(ctx, g.stream, eventstore.Exact(op.result.Revision))
+	g.post(c, outboxBatch{epoch: op.epoch, truncateBefore: op.result.Revision})
 	for _, a := range w.acks {
-		if err != nil {
-			c.Send(a.pid, errorReply(codes.Unavailable, "entity %s: delete its stream: %v", g.id, err))
-		} else {
-			c.Send(a.pid, &grainpb.EntityAck{Position: g.position, Removed: true})
-		}
+		c.Send(a.pid, &grainpb.EntityAck{Position: g.position, Removed: true})
 	}
 	g.stopNow(c, errors.New("removed"))
 }

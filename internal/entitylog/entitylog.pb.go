@@ -53,7 +53,8 @@ type Batch struct {
 	// recognised.
 	Requests []string `protobuf:"bytes,9,rep,name=requests,proto3" json:"requests,omitempty"`
 	// removed marks the entity's last batch: it held nothing, and its
-	// stream is deleted.
+	// stream is truncated to this record, which readers take as the end of
+	// everything before it.
 	Removed       bool `protobuf:"varint,10,opt,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

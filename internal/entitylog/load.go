@@ -136,6 +136,7 @@ func Load(ctx context.Context, store eventstore.Store, id entities.ID, kind *ent
 	// Newest first, back to the checkpoint.
 	var records []eventstore.RecordedEvent
 	var checkpoint *Checkpoint
+	removed := false
 	for rec, err := range store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: eventstore.StreamEnd}) {
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
 			return l, nil
@@ -151,6 +152,13 @@ func Load(ctx context.Context, store eventstore.Store, id entities.ID, kind *ent
 			var b Batch
 			if err := proto.Unmarshal(rec.Data, &b); err != nil {
 				return nil, fmt.Errorf("%w: %s@%d: %v", ErrCorrupt, stream, rec.Revision, err)
+			}
+			if b.Removed {
+				// The entity was removed here: what came before is gone,
+				// and a crash may have kept it from being truncated.
+				records = records[:len(records)-1]
+				removed = true
+				break
 			}
 			if b.Checkpoint != nil {
 				checkpoint = b.Checkpoint
@@ -175,6 +183,9 @@ func Load(ctx context.Context, store eventstore.Store, id entities.ID, kind *ent
 		}
 		l.Batches = append(l.Batches, Stored{Batch: &b, Revision: rec.Revision, Position: rec.Position, FirstRevision: first})
 		first = rec.Revision + 1
+	}
+	if len(l.Batches) == 0 && removed && len(records) == 0 {
+		return l, nil // removed, nothing since
 	}
 	if len(l.Batches) == 0 {
 		return nil, fmt.Errorf("%w: %s holds no batch record", ErrCorrupt, stream)
