@@ -267,7 +267,11 @@ func (g *grain) appendEpisode(c actor.Context, w *episodeWork, waiters []*actor.
 
 // appended acts on a recorded episode.
 func (g *grain) appended(c actor.Context, op *appendOp) {
-	w := op.work.(*episodeWork)
+	w, ok := op.work.(*episodeWork)
+	if !ok {
+		g.purged(c, op)
+		return
+	}
 	// The results it carried are recorded.
 	g.addResults(-w.results)
 	if w.previous != nil {
@@ -301,8 +305,8 @@ func (g *grain) appended(c actor.Context, op *appendOp) {
 // found the instance after all: the grain reads it and handles the Start
 // again. Otherwise another activation writes this instance now (fencing).
 func (g *grain) conflicted(c actor.Context, op *appendOp) {
-	w := op.work.(*episodeWork)
-	if w.optimistic == nil {
+	w, ok := op.work.(*episodeWork)
+	if !ok || w.optimistic == nil {
 		g.fenced(c, op)
 		return
 	}
@@ -328,7 +332,11 @@ func (g *grain) conflicted(c actor.Context, op *appendOp) {
 // exists, and failed, as one whose code fails at once would); the waiters of
 // other inputs hear that the instance failed without them.
 func (g *grain) refused(c actor.Context, op *appendOp) {
-	w := op.work.(*episodeWork)
+	w, ok := op.work.(*episodeWork)
+	if !ok {
+		g.reply(c, op.waiters, errorReply(codes.Internal, "instance %q: the store refused its purge: %v", g.id, op.err))
+		return
+	}
 	if w.rejection {
 		g.rt.log.Error("even the failure of an instance cannot be recorded; the activation stops", "instance", g.id, "error", op.err)
 		g.stopNow(c, op.err)

@@ -54,7 +54,7 @@ func (g *grain) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *cluster.ClusterInit:
 		g.activate(c, m.Identity.Identity)
-	case *grainpb.Start, *grainpb.Deliver, *grainpb.Wake:
+	case *grainpb.Start, *grainpb.Deliver, *grainpb.Wake, *grainpb.Purge:
 		g.request(c, m, c.Sender())
 	case *activityDone:
 		g.activityDone(c, m)
@@ -120,6 +120,8 @@ func (g *grain) request(c actor.Context, msg any, sender *actor.PID) {
 			g.fireOverdueTimers(c)
 		}
 		g.acknowledge(c, []*actor.PID{sender})
+	case *grainpb.Purge:
+		g.purge(c, sender)
 	}
 	g.stopIfEmpty(c)
 }
@@ -162,6 +164,13 @@ func (g *grain) read(c actor.Context) error {
 		}
 		if err != nil {
 			return err
+		}
+		if rec.Type == history.PurgedType {
+			// The instance was purged: what came before is gone.
+			g.finishPurge(records, rec.Revision)
+			events, records = events[:0], records[:0]
+			g.revision, g.position = int64(rec.Revision), rec.Position
+			continue
 		}
 		n := len(events)
 		if events, err = dec.DecodeRecord(events, &rec); err != nil {
@@ -313,10 +322,11 @@ func (g *grain) abandon(c actor.Context, refusal *spb.Status) {
 // teardown releases what the activation holds when it stops.
 func (g *grain) teardown() {
 	if g.flight != nil {
-		w := g.flight.work.(*episodeWork)
-		g.addResults(-w.results)
-		if w.previous != nil {
-			w.previous.Close()
+		if w, ok := g.flight.work.(*episodeWork); ok {
+			g.addResults(-w.results)
+			if w.previous != nil {
+				w.previous.Close()
+			}
 		}
 		// Its epoch stays open: whether the append was recorded is not
 		// known, so the acted-on checkpoint must not pass it.

@@ -355,6 +355,8 @@ func (rt *Runtime) retry(what string, op func(ctx context.Context) error) {
 //	FailedPrecondition  the instance has completed, failed or been terminated,
 //	                    or its history cannot be loaded
 //	InvalidArgument     the request is invalid (an unknown orchestrator, say)
+//	Aborted             the instance has not ended, and the request (a purge)
+//	                    needs it ended
 //	Unavailable         the activation cannot serve it now; the cluster
 //	                    retries against a new activation
 func errorReply(code codes.Code, format string, args ...any) *spb.Status {
@@ -373,7 +375,7 @@ func Refused(err error) bool {
 // refusal for good (any other code) and success are not.
 func Retriable(err error) bool {
 	switch status.Code(err) {
-	case codes.OK, codes.NotFound, codes.AlreadyExists, codes.FailedPrecondition, codes.InvalidArgument:
+	case codes.OK, codes.NotFound, codes.AlreadyExists, codes.FailedPrecondition, codes.InvalidArgument, codes.Aborted:
 		return false
 	}
 	return true

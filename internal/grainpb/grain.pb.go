@@ -208,6 +208,44 @@ func (*Wake) Descriptor() ([]byte, []int) {
 	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{3}
 }
 
+// Purge deletes an instance that has ended: its grain records the purge
+// and truncates its stream. It is answered with an Ack.
+type Purge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Purge) Reset() {
+	*x = Purge{}
+	mi := &file_internal_grainpb_grain_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Purge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Purge) ProtoMessage() {}
+
+func (x *Purge) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_grainpb_grain_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Purge.ProtoReflect.Descriptor instead.
+func (*Purge) Descriptor() ([]byte, []int) {
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{4}
+}
+
 // Ack answers Start, Deliver and Wake once the inputs are in the stream. A
 // request the instance refuses is answered with a google.rpc.Status instead
 // (see the actors package for its codes).
@@ -225,7 +263,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_internal_grainpb_grain_proto_msgTypes[4]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +275,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_grainpb_grain_proto_msgTypes[4]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +288,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{4}
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Ack) GetPosition() uint64 {
@@ -280,7 +318,7 @@ type Caller struct {
 
 func (x *Caller) Reset() {
 	*x = Caller{}
-	mi := &file_internal_grainpb_grain_proto_msgTypes[5]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +330,7 @@ func (x *Caller) String() string {
 func (*Caller) ProtoMessage() {}
 
 func (x *Caller) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_grainpb_grain_proto_msgTypes[5]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +343,7 @@ func (x *Caller) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Caller.ProtoReflect.Descriptor instead.
 func (*Caller) Descriptor() ([]byte, []int) {
-	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{5}
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Caller) GetInstanceId() string {
@@ -349,7 +387,7 @@ type EntityOperation struct {
 
 func (x *EntityOperation) Reset() {
 	*x = EntityOperation{}
-	mi := &file_internal_grainpb_grain_proto_msgTypes[6]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -361,7 +399,7 @@ func (x *EntityOperation) String() string {
 func (*EntityOperation) ProtoMessage() {}
 
 func (x *EntityOperation) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_grainpb_grain_proto_msgTypes[6]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -374,7 +412,7 @@ func (x *EntityOperation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntityOperation.ProtoReflect.Descriptor instead.
 func (*EntityOperation) Descriptor() ([]byte, []int) {
-	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{6}
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EntityOperation) GetRequestId() string {
@@ -436,7 +474,7 @@ type LockRequest struct {
 
 func (x *LockRequest) Reset() {
 	*x = LockRequest{}
-	mi := &file_internal_grainpb_grain_proto_msgTypes[7]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +486,7 @@ func (x *LockRequest) String() string {
 func (*LockRequest) ProtoMessage() {}
 
 func (x *LockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_grainpb_grain_proto_msgTypes[7]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +499,7 @@ func (x *LockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockRequest.ProtoReflect.Descriptor instead.
 func (*LockRequest) Descriptor() ([]byte, []int) {
-	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{7}
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LockRequest) GetLock() string {
@@ -509,7 +547,7 @@ type EntityRequest struct {
 
 func (x *EntityRequest) Reset() {
 	*x = EntityRequest{}
-	mi := &file_internal_grainpb_grain_proto_msgTypes[8]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +559,7 @@ func (x *EntityRequest) String() string {
 func (*EntityRequest) ProtoMessage() {}
 
 func (x *EntityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_grainpb_grain_proto_msgTypes[8]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +572,7 @@ func (x *EntityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntityRequest.ProtoReflect.Descriptor instead.
 func (*EntityRequest) Descriptor() ([]byte, []int) {
-	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{8}
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EntityRequest) GetOperations() []*EntityOperation {
@@ -580,7 +618,7 @@ type EntityAck struct {
 
 func (x *EntityAck) Reset() {
 	*x = EntityAck{}
-	mi := &file_internal_grainpb_grain_proto_msgTypes[9]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +630,7 @@ func (x *EntityAck) String() string {
 func (*EntityAck) ProtoMessage() {}
 
 func (x *EntityAck) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_grainpb_grain_proto_msgTypes[9]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +643,7 @@ func (x *EntityAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntityAck.ProtoReflect.Descriptor instead.
 func (*EntityAck) Descriptor() ([]byte, []int) {
-	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{9}
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EntityAck) GetPosition() uint64 {
@@ -643,7 +681,7 @@ type EntityResult struct {
 
 func (x *EntityResult) Reset() {
 	*x = EntityResult{}
-	mi := &file_internal_grainpb_grain_proto_msgTypes[10]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +693,7 @@ func (x *EntityResult) String() string {
 func (*EntityResult) ProtoMessage() {}
 
 func (x *EntityResult) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_grainpb_grain_proto_msgTypes[10]
+	mi := &file_internal_grainpb_grain_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +706,7 @@ func (x *EntityResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntityResult.ProtoReflect.Descriptor instead.
 func (*EntityResult) Descriptor() ([]byte, []int) {
-	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{10}
+	return file_internal_grainpb_grain_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EntityResult) GetRequestId() string {
@@ -718,7 +756,8 @@ const file_internal_grainpb_grain_proto_rawDesc = "" +
 	"\x11execution_started\x18\x01 \x01(\v2\x17.durable.grain.v1.EventR\x10executionStarted\":\n" +
 	"\aDeliver\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.durable.grain.v1.EventR\x06events\"\x06\n" +
-	"\x04Wake\"`\n" +
+	"\x04Wake\"\a\n" +
+	"\x05Purge\"`\n" +
 	"\x03Ack\x12\x1a\n" +
 	"\bposition\x18\x01 \x01(\x04R\bposition\x127\n" +
 	"\n" +
@@ -777,29 +816,30 @@ func file_internal_grainpb_grain_proto_rawDescGZIP() []byte {
 	return file_internal_grainpb_grain_proto_rawDescData
 }
 
-var file_internal_grainpb_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_internal_grainpb_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_internal_grainpb_grain_proto_goTypes = []any{
 	(*Event)(nil),           // 0: durable.grain.v1.Event
 	(*Start)(nil),           // 1: durable.grain.v1.Start
 	(*Deliver)(nil),         // 2: durable.grain.v1.Deliver
 	(*Wake)(nil),            // 3: durable.grain.v1.Wake
-	(*Ack)(nil),             // 4: durable.grain.v1.Ack
-	(*Caller)(nil),          // 5: durable.grain.v1.Caller
-	(*EntityOperation)(nil), // 6: durable.grain.v1.EntityOperation
-	(*LockRequest)(nil),     // 7: durable.grain.v1.LockRequest
-	(*EntityRequest)(nil),   // 8: durable.grain.v1.EntityRequest
-	(*EntityAck)(nil),       // 9: durable.grain.v1.EntityAck
-	(*EntityResult)(nil),    // 10: durable.grain.v1.EntityResult
+	(*Purge)(nil),           // 4: durable.grain.v1.Purge
+	(*Ack)(nil),             // 5: durable.grain.v1.Ack
+	(*Caller)(nil),          // 6: durable.grain.v1.Caller
+	(*EntityOperation)(nil), // 7: durable.grain.v1.EntityOperation
+	(*LockRequest)(nil),     // 8: durable.grain.v1.LockRequest
+	(*EntityRequest)(nil),   // 9: durable.grain.v1.EntityRequest
+	(*EntityAck)(nil),       // 10: durable.grain.v1.EntityAck
+	(*EntityResult)(nil),    // 11: durable.grain.v1.EntityResult
 }
 var file_internal_grainpb_grain_proto_depIdxs = []int32{
 	0,  // 0: durable.grain.v1.Start.execution_started:type_name -> durable.grain.v1.Event
 	0,  // 1: durable.grain.v1.Deliver.events:type_name -> durable.grain.v1.Event
 	0,  // 2: durable.grain.v1.Ack.completion:type_name -> durable.grain.v1.Event
-	5,  // 3: durable.grain.v1.EntityOperation.caller:type_name -> durable.grain.v1.Caller
-	5,  // 4: durable.grain.v1.LockRequest.caller:type_name -> durable.grain.v1.Caller
-	6,  // 5: durable.grain.v1.EntityRequest.operations:type_name -> durable.grain.v1.EntityOperation
-	7,  // 6: durable.grain.v1.EntityRequest.lock:type_name -> durable.grain.v1.LockRequest
-	10, // 7: durable.grain.v1.EntityAck.results:type_name -> durable.grain.v1.EntityResult
+	6,  // 3: durable.grain.v1.EntityOperation.caller:type_name -> durable.grain.v1.Caller
+	6,  // 4: durable.grain.v1.LockRequest.caller:type_name -> durable.grain.v1.Caller
+	7,  // 5: durable.grain.v1.EntityRequest.operations:type_name -> durable.grain.v1.EntityOperation
+	8,  // 6: durable.grain.v1.EntityRequest.lock:type_name -> durable.grain.v1.LockRequest
+	11, // 7: durable.grain.v1.EntityAck.results:type_name -> durable.grain.v1.EntityResult
 	8,  // [8:8] is the sub-list for method output_type
 	8,  // [8:8] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
@@ -818,7 +858,7 @@ func file_internal_grainpb_grain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_grainpb_grain_proto_rawDesc), len(file_internal_grainpb_grain_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
