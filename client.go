@@ -64,6 +64,15 @@ func WithRequestID(id string) StartOption { return func(o *startOptions) { o.req
 // is recorded. Starting an ID whose instance runs is ErrInstanceExists; an
 // instance that has finished starts over.
 func (c *Client) Start(ctx context.Context, name string, input any, opts ...StartOption) (string, error) {
+	data, err := c.encode("input", input)
+	if err != nil {
+		return "", err
+	}
+	return c.start(ctx, name, data, opts...)
+}
+
+// start starts an orchestration with an encoded input.
+func (c *Client) start(ctx context.Context, name string, input []byte, opts ...StartOption) (string, error) {
 	var o startOptions
 	for _, f := range opts {
 		f(&o)
@@ -77,16 +86,12 @@ func (c *Client) Start(ctx context.Context, name string, input any, opts ...Star
 	if _, ok := c.e.cfg.Registry.Orchestrators().Get(name); !ok {
 		return "", fmt.Errorf("%w: no orchestrator is registered under the name %q", ErrUnknownOrchestrator, name)
 	}
-	data, err := c.encode("input", input)
-	if err != nil {
-		return "", err
-	}
 	if o.requestID == "" {
 		o.requestID = uuid.NewString()
 	}
 	es := orchestration.HistoryEvent{
 		Kind: orchestration.ExecutionStarted, Name: name, Version: o.version, InstanceID: o.instanceID,
-		Input: data, RequestID: o.requestID,
+		Input: input, RequestID: o.requestID,
 	}
 	if !o.startAt.IsZero() {
 		es.FireAt = o.startAt.UTC()
@@ -131,6 +136,8 @@ func grainError(id string, err error) error {
 		base = ErrInstanceExists
 	case codes.FailedPrecondition:
 		base = ErrInstanceNotRunning
+	case codes.Aborted:
+		base = ErrInstanceRunning
 	case codes.InvalidArgument:
 		return errors.New("durable: " + st.Message())
 	default:
@@ -199,8 +206,18 @@ type Status struct {
 	Output       []byte
 	CustomStatus []byte
 	Failure      *orchestration.FailureDetails
-	CreatedAt    time.Time
-	LastUpdated  time.Time
+	// CreatedAt is when the current generation started; CompletedAt when
+	// it ended (zero while it runs).
+	CreatedAt   time.Time
+	LastUpdated time.Time
+	CompletedAt time.Time
+	// InputSize and OutputSize are the sizes of the encoded payloads, also
+	// when a list leaves the payloads out.
+	InputSize, OutputSize int
+	// WaitsFor says, for people, what the instance waits for: its durable
+	// reason to run again (activities in flight, a timer, events, a
+	// Resume), or nothing once it has ended.
+	WaitsFor string
 
 	conv orchestration.Converter
 }
@@ -220,22 +237,33 @@ func (c *Client) Status(ctx context.Context, id string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.status(ctx, &in, true)
+}
+
+// status makes the Status of an index entry, reading from the instance's
+// stream the payloads too large for the index (the input and output only
+// when payloads is set).
+func (c *Client) status(ctx context.Context, in *index.Instance, payloads bool) (*Status, error) {
 	st := &Status{
-		InstanceID: id, Name: in.Name, Version: in.Version, RuntimeStatus: in.Status, ParentInstanceID: in.ParentID,
-		CreatedAt: in.Created, LastUpdated: in.LastUpdated, conv: c.e.cfg.Registry.Converter(),
+		InstanceID: in.ID, Name: in.Name, Version: in.Version, RuntimeStatus: in.Status, ParentInstanceID: in.ParentID,
+		CreatedAt: in.Created, LastUpdated: in.LastUpdated, CompletedAt: in.Completed, WaitsFor: in.WaitsFor(),
+		InputSize: in.InputSize, OutputSize: in.OutputSize, conv: c.e.cfg.Registry.Converter(),
 	}
-	st.Input, st.Output, st.CustomStatus, st.Failure = in.Input, in.Output, in.CustomStatus, in.Failure
+	st.CustomStatus, st.Failure = in.CustomStatus, in.Failure
+	if payloads {
+		st.Input, st.Output = in.Input, in.Output
+	}
 	// Large payloads are read from the stream; a record is read once (the
 	// final episode usually holds both the output and the custom status).
-	r := recordReader{c: c, stream: history.StreamName(id), revision: -1}
-	if !in.InlineInput() {
+	r := recordReader{c: c, stream: history.StreamName(in.ID), revision: -1}
+	if payloads && !in.InlineInput() {
 		start, err := r.last(ctx, int64(in.StartRevision), orchestration.ExecutionStarted)
 		if err != nil {
 			return nil, err
 		}
 		st.Input = start.Input
 	}
-	if in.CompletionRevision != index.NoRevision && !in.InlineOutput() {
+	if payloads && in.CompletionRevision != index.NoRevision && !in.InlineOutput() {
 		ec, err := r.last(ctx, in.CompletionRevision, orchestration.ExecutionCompleted)
 		if err != nil {
 			return nil, err
@@ -380,6 +408,10 @@ func (c *Client) History(ctx context.Context, id string) ([]orchestration.Histor
 		if err != nil {
 			return nil, err
 		}
+		if rec.Type == history.PurgedType {
+			out = out[:0] // what came before is gone, truncated or not
+			continue
+		}
 		first := len(out)
 		if out, err = d.DecodeRecord(out, &rec); err != nil {
 			return nil, err
@@ -395,6 +427,9 @@ func (c *Client) History(ctx context.Context, id string) ([]orchestration.Histor
 				out[i].Timestamp = rec.Created
 			}
 		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: %q (purged)", ErrInstanceNotFound, id)
 	}
 	return out, nil
 }

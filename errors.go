@@ -14,6 +14,9 @@ var (
 	// ErrInstanceNotRunning is returned when an instance has completed,
 	// failed or been terminated and the request needs it running.
 	ErrInstanceNotRunning = errors.New("durable: instance is not running")
+	// ErrInstanceRunning is returned by Purge for an instance that has not
+	// ended: terminate it first.
+	ErrInstanceRunning = errors.New("durable: instance has not ended")
 	// ErrUnknownOrchestrator is returned by Start for a name no
 	// orchestrator is registered under.
 	ErrUnknownOrchestrator = errors.New("durable: unknown orchestrator")

@@ -257,6 +257,10 @@ type outboxBatch struct {
 	timers         []scheduled
 	sends          []send
 	truncateBefore uint64
+	// erase makes the truncation a must, retried until the store takes it
+	// (a purge, a removal: the data is to go), where otherwise a failed one
+	// only leaves the stream longer to load.
+	erase bool
 	// redone marks the acts a loading grain carries out again for records
 	// a crash may have left unacted.
 	redone bool
@@ -337,7 +341,17 @@ func (rt *Runtime) carryOut(stream string, b outboxBatch) bool {
 	for _, s := range b.sends {
 		rt.deliverSend(s)
 	}
-	if b.truncateBefore > 0 && rt.ctx.Err() == nil {
+	switch {
+	case b.truncateBefore == 0 || rt.ctx.Err() != nil:
+	case b.erase:
+		rt.retry("truncate "+stream, func(ctx context.Context) error {
+			err := rt.store.TruncateBefore(ctx, stream, b.truncateBefore)
+			if errors.Is(err, eventstore.ErrStreamNotFound) {
+				return nil // gone already
+			}
+			return err
+		})
+	default:
 		rt.truncate(stream, b.truncateBefore)
 	}
 	return rt.ctx.Err() == nil

@@ -470,7 +470,7 @@ func (g *entityGrain) appended(c actor.Context, op *appendOp) {
 // index, a rebuild of it) learns of the removal, and a load stops at it
 // when a crash kept the truncation from happening.
 func (g *entityGrain) removed(c actor.Context, op *appendOp, w *batchWork) {
-	g.post(c, outboxBatch{epoch: op.epoch, truncateBefore: op.result.Revision})
+	g.post(c, outboxBatch{epoch: op.epoch, truncateBefore: op.result.Revision, erase: true})
 	for _, a := range w.acks {
 		c.Send(a.pid, &grainpb.EntityAck{Position: g.position, Removed: true})
 	}

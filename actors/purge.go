@@ -38,7 +38,7 @@ func (g *grain) purged(c actor.Context, op *appendOp) {
 	g.stopLocalTimers()
 	g.inst.Close()
 	g.inst, g.generation = nil, 0
-	g.post(c, outboxBatch{epoch: op.epoch, truncateBefore: op.result.Revision})
+	g.post(c, outboxBatch{epoch: op.epoch, truncateBefore: op.result.Revision, erase: true})
 	g.acknowledge(c, op.waiters)
 	// Inputs that came during the append find no instance.
 	for _, w := range g.waiters {
