@@ -66,5 +66,7 @@
 //
 // An operation that grows the state past the limit (DefaultMaxStateSize)
 // fails with ErrStateTooLarge; one the kind does not have fails with
-// ErrUnknownOperation.
+// ErrUnknownOperation, but for "delete" (DeleteOperation), which every
+// kind defined with Define or DefineEventSourced has unless it defines its
+// own: it deletes the state.
 package entities

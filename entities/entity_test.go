@@ -392,3 +392,26 @@ func TestUpcast(t *testing.T) {
 		t.Fatalf("state %s", state)
 	}
 }
+
+// TestBuiltInDelete: a kind without its own "delete" operation has one
+// that deletes the state, as in Durable Functions; event-sourced kinds
+// record it as a deletion event.
+func TestBuiltInDelete(t *testing.T) {
+	k, err := entities.Define("Flag", entities.Ops[bool]{
+		"set": entities.Update(func(_ *entities.Context, f *bool, _ struct{}) error { *f = true; return nil }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := k.New(entities.NewID("Flag", "f"), nil, 0)
+	e.Run(now, entities.Operation{Name: "set"})
+	if _, has := e.State(); !has {
+		t.Fatal("no state after set")
+	}
+	if o := e.Run(now, entities.Operation{Name: "Delete"}); o.Failure != nil {
+		t.Fatal(o.Failure)
+	}
+	if s, has := e.State(); has {
+		t.Fatalf("state %s after delete", s)
+	}
+}

@@ -32,3 +32,8 @@ func (e *InvalidIDError) Error() string {
 
 // Is makes errors.Is(err, ErrInvalidID) true.
 func (e *InvalidIDError) Is(target error) bool { return target == ErrInvalidID }
+
+// DeleteOperation is the operation every entity has, as in Durable
+// Functions: unless the kind defines its own, it deletes the state (the
+// HTTP API's DELETE of an entity signals it).
+const DeleteOperation = "delete"

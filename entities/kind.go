@@ -244,10 +244,14 @@ func (m *typedModel[S]) reset() {
 
 func (m *typedModel[S]) run(ctx *Context) error {
 	op, ok := m.ops[strings.ToLower(ctx.op.Name)]
+	m.deleted = false
+	if !ok && strings.EqualFold(ctx.op.Name, DeleteOperation) {
+		ctx.DeleteState()
+		return nil
+	}
 	if !ok {
 		return fmt.Errorf("%w: entity %q has no operation %q", ErrUnknownOperation, ctx.id.Name, ctx.op.Name)
 	}
-	m.deleted = false
 	if err := op(ctx, &m.state); err != nil {
 		return err
 	}
@@ -347,6 +351,10 @@ func (m *eventModel[S]) reset() {}
 
 func (m *eventModel[S]) run(ctx *Context) error {
 	cmd, ok := m.commands[strings.ToLower(ctx.op.Name)]
+	if !ok && strings.EqualFold(ctx.op.Name, DeleteOperation) {
+		ctx.DeleteState()
+		return nil
+	}
 	if !ok {
 		return fmt.Errorf("%w: entity %q has no operation %q", ErrUnknownOperation, ctx.id.Name, ctx.op.Name)
 	}
