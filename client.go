@@ -212,7 +212,7 @@ type Status struct {
 	LastUpdated time.Time
 	CompletedAt time.Time
 	// InputSize and OutputSize are the sizes of the encoded payloads, also
-	// when a list leaves the payloads out.
+	// when a list leaves the input out.
 	InputSize, OutputSize int
 	// WaitsFor says, for people, what the instance waits for: its durable
 	// reason to run again (activities in flight, a timer, events, a
@@ -241,29 +241,29 @@ func (c *Client) Status(ctx context.Context, id string) (*Status, error) {
 }
 
 // status makes the Status of an index entry, reading from the instance's
-// stream the payloads too large for the index (the input and output only
-// when payloads is set).
-func (c *Client) status(ctx context.Context, in *index.Instance, payloads bool) (*Status, error) {
+// stream the payloads too large for the index (the input only when
+// withInput is set).
+func (c *Client) status(ctx context.Context, in *index.Instance, withInput bool) (*Status, error) {
 	st := &Status{
 		InstanceID: in.ID, Name: in.Name, Version: in.Version, RuntimeStatus: in.Status, ParentInstanceID: in.ParentID,
 		CreatedAt: in.Created, LastUpdated: in.LastUpdated, CompletedAt: in.Completed, WaitsFor: in.WaitsFor(),
 		InputSize: in.InputSize, OutputSize: in.OutputSize, conv: c.e.cfg.Registry.Converter(),
 	}
-	st.CustomStatus, st.Failure = in.CustomStatus, in.Failure
-	if payloads {
-		st.Input, st.Output = in.Input, in.Output
+	st.Output, st.CustomStatus, st.Failure = in.Output, in.CustomStatus, in.Failure
+	if withInput {
+		st.Input = in.Input
 	}
 	// Large payloads are read from the stream; a record is read once (the
 	// final episode usually holds both the output and the custom status).
 	r := recordReader{c: c, stream: history.StreamName(in.ID), revision: -1}
-	if payloads && !in.InlineInput() {
+	if withInput && !in.InlineInput() {
 		start, err := r.last(ctx, int64(in.StartRevision), orchestration.ExecutionStarted)
 		if err != nil {
 			return nil, err
 		}
 		st.Input = start.Input
 	}
-	if payloads && in.CompletionRevision != index.NoRevision && !in.InlineOutput() {
+	if in.CompletionRevision != index.NoRevision && !in.InlineOutput() {
 		ec, err := r.last(ctx, in.CompletionRevision, orchestration.ExecutionCompleted)
 		if err != nil {
 			return nil, err

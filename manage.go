@@ -35,9 +35,9 @@ type Query struct {
 	PageSize int
 	// ContinuationToken continues a previous page: its ContinuationToken.
 	ContinuationToken string
-	// FetchPayloads fills in the inputs and outputs (custom statuses are
-	// always there).
-	FetchPayloads bool
+	// FetchInputs fills in the inputs (outputs and custom statuses are
+	// always there, as in Durable Functions' list).
+	FetchInputs bool
 }
 
 // MaxPageSize is the largest page List returns.
@@ -86,7 +86,7 @@ func (c *Client) List(ctx context.Context, q Query) (*InstancePage, error) {
 	}
 	page := &InstancePage{Instances: make([]*Status, 0, len(p.Instances)), ContinuationToken: p.Next}
 	for i := range p.Instances {
-		st, err := c.status(ctx, &p.Instances[i], q.FetchPayloads)
+		st, err := c.status(ctx, &p.Instances[i], q.FetchInputs)
 		if err != nil {
 			return nil, err
 		}

@@ -101,18 +101,18 @@ func TestListInstances(t *testing.T) {
 			t.Errorf("%s: %v, want %v", q.name, got, q.want)
 		}
 	}
-	page, err := c.List(ctx, durable.Query{InstanceIDPrefix: "echo-29", FetchPayloads: true})
+	page, err := c.List(ctx, durable.Query{InstanceIDPrefix: "echo-29", FetchInputs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out string
-	if len(page.Instances) != 1 || page.Instances[0].DecodeOutput(&out) != nil || len(out) != 29*40 ||
-		page.Instances[0].InputSize != len(out)+2 || page.Instances[0].CompletedAt.IsZero() {
-		t.Fatalf("with payloads: %+v", page.Instances)
+	var in, out string
+	if len(page.Instances) != 1 || page.Instances[0].DecodeInput(&in) != nil || len(in) != 29*40 ||
+		page.Instances[0].DecodeOutput(&out) != nil || out != in || page.Instances[0].CompletedAt.IsZero() {
+		t.Fatalf("with inputs: %+v", page.Instances)
 	}
 	page, _ = c.List(ctx, durable.Query{InstanceIDPrefix: "echo-29"})
-	if st := page.Instances[0]; st.Output != nil || st.Input != nil || st.OutputSize != 29*40+2 {
-		t.Fatalf("without payloads: %+v", st)
+	if st := page.Instances[0]; st.Input != nil || st.DecodeOutput(&out) != nil || out != in || st.InputSize != 29*40+2 {
+		t.Fatalf("without inputs: %+v", st)
 	}
 	for _, q := range []durable.Query{
 		{ContinuationToken: "garbage!"},

@@ -112,7 +112,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		body.HistoryEvents = history(events, showInput, showHistoryOutput)
+		body.HistoryEvents = ShapeHistory(events, showInput, showHistoryOutput)
 	}
 	code := http.StatusOK
 	switch {
@@ -143,7 +143,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		CreatedFrom:       p.time("createdTimeFrom"),
 		CreatedTo:         p.time("createdTimeTo"),
 		PageSize:          p.int("top", 100, 1, durable.MaxPageSize),
-		FetchPayloads:     p.bool("showInput", false),
+		FetchInputs:       p.bool("showInput", false),
 		Name:              r.URL.Query().Get("name"),
 		CustomStatus:      r.URL.Query().Get("customStatus"),
 		ContinuationToken: r.Header.Get(continuationHeader),
@@ -160,7 +160,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	items := make([]*statusPayload, 0, len(page.Instances))
 	for _, st := range page.Instances {
-		items = append(items, statusOf(st, q.FetchPayloads))
+		items = append(items, statusOf(st, q.FetchInputs))
 	}
 	if page.ContinuationToken != "" {
 		w.Header().Set(continuationHeader, page.ContinuationToken)

@@ -135,10 +135,10 @@ func (h *Handler) WaitForCompletionOrCheckStatus(w http.ResponseWriter, r *http.
 	h.waitOrCheck(w, r, id, timeout, false)
 }
 
-// history shapes an instance's history as Durable Functions shows it: the
+// ShapeHistory shapes an instance's history as Durable Functions shows it: the
 // episode markers dropped, each task and sub-orchestration shown once, at
 // its outcome, with its name and when it was scheduled.
-func history(events []orchestration.HistoryEvent, showInput, showOutput bool) []map[string]any {
+func ShapeHistory(events []orchestration.HistoryEvent, showInput, showOutput bool) []map[string]any {
 	scheduled := make(map[int32]*orchestration.HistoryEvent)
 	out := make([]map[string]any, 0, len(events))
 	for i := range events {
