@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -492,6 +493,7 @@ func (c *committer) dropEvents(stream string, from, to uint64) error {
 		return err
 	}
 	positions := c.positions[:0]
+	var keys [][]byte // while there are few
 	for it.First(); it.Valid(); it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil || len(v) < fixedLen {
@@ -499,6 +501,9 @@ func (c *committer) dropEvents(stream string, from, to uint64) error {
 			return fmt.Errorf("pebble eventstore: drop %q: %w", stream, errors.Join(err, errCorrupt))
 		}
 		positions = append(positions, valuePosition(v))
+		if len(positions) <= pointDeleteLimit {
+			keys = append(keys, bytes.Clone(it.Key()))
+		}
 	}
 	if err := it.Close(); err != nil {
 		return err
@@ -511,6 +516,19 @@ func (c *committer) dropEvents(stream string, from, to uint64) error {
 	for _, p := range positions {
 		b.Delete(logKey(p), nil)
 	}
-	b.DeleteRange(lower, upper, nil)
+	// A few events go one by one: every range tombstone in the memtable
+	// is fragmented again by each read until it is flushed, so thousands
+	// of small truncations (purges, ContinueAsNew, entity checkpoints)
+	// would make every read slower. A long run goes as one range.
+	if len(positions) > pointDeleteLimit {
+		b.DeleteRange(lower, upper, nil)
+		return nil
+	}
+	for _, k := range keys {
+		b.Delete(k, nil)
+	}
 	return nil
 }
+
+// pointDeleteLimit is the most events dropEvents deletes one by one.
+const pointDeleteLimit = 256
