@@ -38,6 +38,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"google.golang.org/protobuf/proto"
 
@@ -162,6 +163,11 @@ func openDB(cfg Config) (*pebble.DB, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       16 << 20,
 		Logger:             pebbleLogger{cfg.Logger},
+	}
+	// Bloom filters let the read of a record that does not exist skip
+	// the tables quickly.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	dir := cfg.Dir
 	if dir == "" {
@@ -406,7 +412,12 @@ func (x *Index) apply(b *pebble.Batch, dec *history.Decoder, rec *eventstore.Rec
 		x.applyEntity(b, rec)
 		return
 	}
-	old := x.get(id)
+	// A stream's first record is a new instance: no record to read (the
+	// revisions of a purged stream go on, so this holds after a purge).
+	var old *Instance
+	if rec.Revision > 0 {
+		old = x.get(id)
+	}
 	var in *Instance
 	switch {
 	case rec.Type == history.PurgedType:
