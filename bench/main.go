@@ -71,6 +71,10 @@ var scenarios = []scenario{
 	{"entity-hot", "operations on one entity from many clients, batched", runEntityHot},
 	{"entity-call", "entity calls from orchestrations, one call each, many in flight", runEntityCall},
 	{"entity-parked", "memory of many passivated entities, param instances", runEntityParked},
+	{"reopen", "Open+Start of a data directory holding many instances, param instances (default 1000000)", runReopen},
+	{"list", "a page of 100 from many indexed instances, filtered, from random points", runList},
+	{"purge", "purging the completed instances of a data directory's first tenth", runPurge},
+	{"http-start", "starts through the HTTP API against Client.Start, alternating, param clients", runHTTPStart},
 }
 
 func main() {
@@ -93,9 +97,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.events, "events", 0, "store-read, store-catchup: stream length (default 100000); replay: history length (default 10000, at most an orchestration's history limit)")
 	fs.IntVar(&cfg.inflight, "inflight", 0, "chain, fanout, entity-call: orchestrations in flight (default 100, 20 and 20)")
 	fs.IntVar(&cfg.width, "width", 0, "fanout: activities per orchestration (default 100)")
-	fs.IntVar(&cfg.instances, "instances", 0, "parked, entity-parked: instances or entities to start (default 100000)")
+	fs.IntVar(&cfg.instances, "instances", 0, "parked, entity-parked: instances or entities to start (default 100000); reopen, list, purge: instances in the data directory (default 1000000)")
 	fs.IntVar(&cfg.entities, "entities", 0, "entity-signal: entities signalled (default 1000)")
-	fs.IntVar(&cfg.clients, "clients", 0, "entity-signal, entity-hot: concurrent clients (default 100)")
+	fs.IntVar(&cfg.clients, "clients", 0, "entity-signal, entity-hot: concurrent clients (default 100); http-start (default 64)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
@@ -143,6 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 	ctx := context.Background()
+	defer removeDatasets()
 	var all []result
 	failed := false
 	for _, s := range selected {
