@@ -125,9 +125,17 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	if x.db, err = openDB(cfg); err != nil {
 		return nil, err
 	}
-	if x.applied, err = readApplied(x.db); err != nil {
+	var current bool
+	if x.applied, current, err = readApplied(x.db); err != nil {
 		x.db.Close()
 		return nil, err
+	}
+	if !current {
+		// New, or made by another version: start from nothing.
+		if err := x.clear(); err != nil {
+			x.db.Close()
+			return nil, err
+		}
 	}
 	if x.applied > 0 {
 		end, err := eventstore.LastPosition(ctx, cfg.Store)
@@ -180,19 +188,26 @@ func openDB(cfg Config) (*pebble.DB, error) {
 	return db, nil
 }
 
-func readApplied(db *pebble.DB) (uint64, error) {
+// formatVersion is the layout of the index's keys and records, stored with
+// its checkpoint; an index of another layout is rebuilt.
+const formatVersion = 1
+
+// readApplied reads the checkpoint: the global position applied, and
+// whether the database holds an index of this layout (false for a new
+// database, or one another version made).
+func readApplied(db *pebble.DB) (uint64, bool, error) {
 	v, closer, err := db.Get(keyApplied)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("index: read its checkpoint: %w", err)
+		return 0, false, fmt.Errorf("index: read its checkpoint: %w", err)
 	}
 	defer closer.Close()
-	if len(v) != 8 {
-		return 0, fmt.Errorf("index: its checkpoint holds %d bytes", len(v))
+	if len(v) != 9 || v[0] != formatVersion {
+		return 0, false, nil
 	}
-	return binary.BigEndian.Uint64(v), nil
+	return binary.BigEndian.Uint64(v[1:]), true, nil
 }
 
 // Rebuild drops the index in cfg.Dir and makes it again from the whole
@@ -384,7 +399,7 @@ func (x *Index) fail(err error) {
 // position the applied one.
 func (x *Index) commit(b *pebble.Batch, position uint64) error {
 	defer b.Close()
-	if err := b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, position), nil); err != nil {
+	if err := b.Set(keyApplied, binary.BigEndian.AppendUint64([]byte{formatVersion}, position), nil); err != nil {
 		return err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
@@ -449,7 +464,8 @@ func (x *Index) apply(b *pebble.Batch, dec *history.Decoder, rec *eventstore.Rec
 	x.write(b, old, in)
 	x.mu.Lock()
 	x.cache[id] = in
-	if in != nil && in.Status.IsTerminal() {
+	// A wait ends when the instance ends, or is purged.
+	if in == nil || in.Status.IsTerminal() {
 		if ch, ok := x.ended[id]; ok {
 			close(ch)
 			delete(x.ended, id)
@@ -534,7 +550,7 @@ func (x *Index) Get(id string) (Instance, bool) {
 }
 
 // Ended returns a channel that is closed once the instance has completed,
-// failed or been terminated (at once if it has).
+// failed or been terminated (at once if it has), or has been purged.
 func (x *Index) Ended(id string) <-chan struct{} {
 	x.mu.Lock()
 	ch, ok := x.ended[id]

@@ -21,7 +21,7 @@ import (
 //	E id                          the entity's record
 //	L id                          entities held by a lock
 //	Z id                          entities that hold nothing
-//	X applied                     the global position applied
+//	X applied                     the layout version and the global position applied
 //
 // Times are big-endian Unix nanoseconds, so keys sort in time order; IDs
 // end a key (instance IDs hold no NUL), so a prefix scan is an ID-prefix

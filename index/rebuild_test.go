@@ -153,3 +153,38 @@ func writeHistory(t *testing.T, s eventstore.Store, r *rand.Rand, n int) uint64 
 }
 
 func entityID(i int) entities.ID { return entities.NewID("counter", fmt.Sprint(i)) }
+
+// TestOtherLayout: an index whose checkpoint says another layout made it
+// is dropped and rebuilt from the log at Open.
+func TestOtherLayout(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := memory.New(memory.Config{})
+	last := writeHistory(t, s, rand.New(rand.NewPCG(3, 4)), 50)
+	dir := t.TempDir()
+	x, err := Open(context.Background(), Config{Store: s, Dir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dump(t, x.db)
+	// A stray record of another layout, and its checkpoint.
+	x.db.Set([]byte("Ileftover"), []byte{1, 2, 3}, pebble.Sync)
+	x.db.Set(keyApplied, append([]byte{formatVersion + 1}, make([]byte, 8)...), pebble.Sync)
+	x.Close()
+	x, err = Open(context.Background(), Config{Store: s, Dir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if err := x.WaitFor(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	got := dump(t, x.db)
+	if len(got) != len(want) {
+		t.Fatalf("rebuilt %d keys, want %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if !bytes.Equal(got[k], v) {
+			t.Fatalf("key %q differs after the rebuild", k)
+		}
+	}
+}
