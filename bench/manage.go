@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -96,7 +98,7 @@ func datasetFor(ctx context.Context, cfg config, purge bool) (*dataset, error) {
 	}
 	fmt.Fprintf(cfg.stderr, "bench: building a data directory of %d instances\n", n)
 	began := time.Now()
-	e, err := d.open(ctx, cfg)
+	e, err := d.open(ctx, cfg, time.Second) // passivate the ended instances soon
 	if err != nil {
 		return nil, err
 	}
@@ -135,9 +137,10 @@ func datasetFor(ctx context.Context, cfg config, purge bool) (*dataset, error) {
 	return d, nil
 }
 
-// open opens and starts an engine on the dataset.
-func (d *dataset) open(ctx context.Context, cfg config) (*durable.Engine, error) {
-	e, err := durable.Open(ctx, durable.Config{Dir: d.dir, Registry: datasetRegistry(), Logger: cfg.log, Store: d.store})
+// open opens and starts an engine on the dataset (idle: its grains' idle
+// timeout, the default when zero).
+func (d *dataset) open(ctx context.Context, cfg config, idle time.Duration) (*durable.Engine, error) {
+	e, err := durable.Open(ctx, durable.Config{Dir: d.dir, Registry: datasetRegistry(), Logger: cfg.log, Store: d.store, IdleTimeout: idle})
 	if err != nil {
 		return nil, err
 	}
@@ -157,13 +160,19 @@ func runReopen(ctx context.Context, cfg config) ([]result, error) {
 		return nil, err
 	}
 	var opens []time.Duration
+	var rssAfter []float64 // resident memory once open
 	for range 3 {
 		began := time.Now()
-		e, err := d.open(ctx, cfg)
+		e, err := d.open(ctx, cfg, 0)
 		if err != nil {
 			return nil, err
 		}
 		opens = append(opens, time.Since(began))
+		runtime.GC()
+		debug.FreeOSMemory()
+		if rss, ok := rssMiB(); ok {
+			rssAfter = append(rssAfter, rss)
+		}
 		st, err := e.Client().Status(ctx, instanceID(d.instances))
 		if err == nil && st.Name != "Done" {
 			err = fmt.Errorf("the reopened engine knows instance %d as %+v", d.instances, st)
@@ -177,6 +186,9 @@ func runReopen(ctx context.Context, cfg config) ([]result, error) {
 	}
 	slices.Sort(opens)
 	metrics := map[string]float64{"ms": ms(storeload.Percentile(opens, 50)), "build_s": d.built.Seconds()}
+	if len(rssAfter) > 0 {
+		metrics["open_rss_mib"] = median(rssAfter)
+	}
 	if d.store == nil {
 		// Rebuilding the index from the whole log, for comparison (the
 		// engine is stopped, as Rebuild requires).
@@ -203,7 +215,7 @@ func runList(ctx context.Context, cfg config) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := d.open(ctx, cfg)
+	e, err := d.open(ctx, cfg, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +300,7 @@ func runPurge(ctx context.Context, cfg config) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := d.open(ctx, cfg)
+	e, err := d.open(ctx, cfg, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -450,6 +462,11 @@ func startLoad(clients int, d time.Duration, start func() error) (float64, []tim
 	}
 	wg.Wait()
 	return float64(len(latencies)) / time.Since(began).Seconds(), latencies, firstErr
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	return s[len(s)/2]
 }
 
 // mean of the rounds' rates (two of each way).
