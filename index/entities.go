@@ -34,9 +34,9 @@ type Entity struct {
 // queue. CleanEntityStorage removes such entities.
 func (e *Entity) Empty() bool { return !e.HasState && e.Lock == "" && e.Queued == 0 }
 
-// applyEntity folds an entity's batch record into the batch b; its other
+// applyEntity folds an entity's batch record into the cache; its other
 // records (domain events) tell nothing the batch does not.
-func (x *Index) applyEntity(b *pebble.Batch, rec *eventstore.RecordedEvent) {
+func (x *Index) applyEntity(rec *eventstore.RecordedEvent) {
 	id, ok := strings.CutPrefix(rec.Stream, entitylog.StreamPrefix)
 	if !ok || rec.Type != entitylog.BatchType {
 		return
@@ -61,7 +61,9 @@ func (x *Index) applyEntity(b *pebble.Batch, rec *eventstore.RecordedEvent) {
 			e.Queued = max(0, e.Queued+len(batch.Queued)-int(batch.Dequeued))
 		}
 	}
-	x.writeEntity(b, old, e)
+	if _, ok := x.dirtyEntities[id]; !ok {
+		x.dirtyEntities[id] = old // as the database holds it
+	}
 	x.mu.Lock()
 	x.entities[id] = e
 	x.mu.Unlock()
@@ -70,6 +72,9 @@ func (x *Index) applyEntity(b *pebble.Batch, rec *eventstore.RecordedEvent) {
 // writeEntity puts an entity's record and secondary keys in b (e nil: the
 // entity is gone).
 func (x *Index) writeEntity(b *pebble.Batch, old, e *Entity) {
+	if old == nil && e == nil {
+		return
+	}
 	oldKeys, newKeys := entitySecondary(old), entitySecondary(e)
 	for _, k := range oldKeys {
 		if !containsKey(newKeys, k) {

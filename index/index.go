@@ -74,13 +74,24 @@ type Index struct {
 	db   *pebble.DB
 
 	mu sync.RWMutex
-	// cache holds recently applied records, those not yet committed among
-	// them (a nil record: deleted); it is cleared after a commit once it
+	// cache holds recently applied records, those not yet written among
+	// them (a nil record: deleted); it is cleared after a flush once it
 	// holds more than CacheRecords.
 	cache    map[string]*Instance
 	entities map[string]*Entity
-	applied  uint64
-	changed  chan struct{}
+	// dirty and dirtyEntities are the records applied since the last
+	// flush, each with its value as the database holds it (nil: none);
+	// flush writes each once, however often it changed meanwhile. Only
+	// the goroutine that applies records touches them.
+	dirty         map[string]*Instance
+	dirtyEntities map[string]*Entity
+	// applied is the global position applied (to the cache: what Get and
+	// WaitFor see); flushed the one the database holds.
+	applied, flushed uint64
+	// flushes asks the applying goroutine to flush now, for a query that
+	// reads the database; it closes the channel it receives when done.
+	flushes chan chan struct{}
+	changed chan struct{}
 	// watched is set when someone holds changed; advance replaces the
 	// channel only then, not for every batch.
 	watched bool
@@ -111,15 +122,18 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		cfg.CacheRecords = 16384
 	}
 	x := &Index{
-		cfg:      cfg,
-		store:    cfg.Store,
-		log:      cfg.Logger,
-		cache:    make(map[string]*Instance),
-		entities: make(map[string]*Entity),
-		changed:  make(chan struct{}),
-		ended:    make(map[string]chan struct{}),
-		done:     make(chan struct{}),
-		stopped:  make(chan struct{}),
+		cfg:           cfg,
+		store:         cfg.Store,
+		log:           cfg.Logger,
+		cache:         make(map[string]*Instance),
+		entities:      make(map[string]*Entity),
+		dirty:         make(map[string]*Instance),
+		dirtyEntities: make(map[string]*Entity),
+		flushes:       make(chan chan struct{}),
+		changed:       make(chan struct{}),
+		ended:         make(map[string]chan struct{}),
+		done:          make(chan struct{}),
+		stopped:       make(chan struct{}),
 	}
 	var err error
 	if x.db, err = openDB(cfg); err != nil {
@@ -222,7 +236,8 @@ func Rebuild(ctx context.Context, cfg Config) error {
 		return err
 	}
 	x := &Index{cfg: cfg, store: cfg.Store, log: cfg.Logger, db: db, cache: make(map[string]*Instance),
-		entities: make(map[string]*Entity), changed: make(chan struct{}), ended: make(map[string]chan struct{})}
+		entities: make(map[string]*Entity), dirty: make(map[string]*Instance), dirtyEntities: make(map[string]*Entity),
+		changed: make(chan struct{}), ended: make(map[string]chan struct{})}
 	if cfg.CacheRecords <= 0 {
 		x.cfg.CacheRecords = 16384
 	}
@@ -239,9 +254,11 @@ func (x *Index) clear() error {
 	if err := x.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.Sync); err != nil {
 		return fmt.Errorf("index: clear: %w", err)
 	}
-	x.applied = 0
+	x.applied, x.flushed = 0, 0
 	clear(x.cache)
 	clear(x.entities)
+	clear(x.dirty)
+	clear(x.dirtyEntities)
 	return nil
 }
 
@@ -256,35 +273,27 @@ func (x *Index) catchUp(ctx context.Context) error {
 		from = eventstore.FromPosition(x.applied + 1)
 	}
 	var dec history.Decoder
-	b := x.db.NewBatch()
-	pending, total, last := 0, 0, uint64(0)
+	total := 0
 	began, reported := time.Now(), time.Now()
 	for rec, err := range x.store.ReadAll(ctx, eventstore.ReadAllOptions{From: from, Filter: filter}) {
 		if err != nil {
-			b.Close()
 			return fmt.Errorf("index: catch up: %w", err)
 		}
-		x.apply(b, &dec, &rec)
-		pending++
+		x.apply(&dec, &rec)
+		x.advance(rec.Position)
 		total++
-		last = rec.Position
-		if pending == 4096 {
-			if err := x.commit(b, rec.Position); err != nil {
+		if total%4096 == 0 {
+			if err := x.flush(); err != nil {
 				return err
 			}
-			b, pending = x.db.NewBatch(), 0
 			if time.Since(reported) > 3*time.Second {
 				reported = time.Now()
 				x.log.Info("the instance index is catching up on the log", "records", total, "position", rec.Position)
 			}
 		}
 	}
-	if pending > 0 {
-		if err := x.commit(b, last); err != nil {
-			return err
-		}
-	} else {
-		b.Close()
+	if err := x.flush(); err != nil {
+		return err
 	}
 	if total > 0 {
 		x.log.Info("the instance index caught up on the log", "records", total, "took", time.Since(began).Round(time.Millisecond))
@@ -292,11 +301,17 @@ func (x *Index) catchUp(ctx context.Context) error {
 	return nil
 }
 
-// follow applies new records until Close, committing a batch whenever no
-// record is waiting (or every 4,096). A subscription that ends with an
-// error (the store is unreachable) is made again from the last applied
-// position, with backoff, until it holds; only a closed store stops the
-// index.
+// flushInterval is how long applied records may wait to be written: the
+// records of an instance that changes several times meanwhile (an
+// orchestration's episodes) are written once. Reads of single records
+// come from memory; queries that read the database flush first.
+const flushInterval = 50 * time.Millisecond
+
+// follow applies new records until Close, writing them every
+// flushInterval, when many are waiting, or when a query asks. A
+// subscription that ends with an error (the store is unreachable) is made
+// again from the last applied position, with backoff, until it holds;
+// only a closed store stops the index.
 func (x *Index) follow(ctx context.Context) {
 	defer close(x.done)
 	defer close(x.stopped)
@@ -313,12 +328,28 @@ func (x *Index) follow(ctx context.Context) {
 		}
 		wait := retry.NextBackOff()
 		x.log.Warn("the instance index lost its subscription to the event store; subscribing again", "in", wait.Round(time.Millisecond), "error", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return
+		timer := time.NewTimer(wait)
+	waiting:
+		for {
+			select {
+			case <-timer.C:
+				break waiting
+			case done := <-x.flushes:
+				x.flushFor(done)
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			}
 		}
 	}
+}
+
+// flushFor flushes for a query and tells it.
+func (x *Index) flushFor(done chan struct{}) {
+	if err := x.flush(); err != nil {
+		x.log.Warn("writing the instance index failed; its queries may miss the newest records", "error", err)
+	}
+	close(done)
 }
 
 // followOnce subscribes from the applied position and applies records
@@ -347,41 +378,34 @@ func (x *Index) followOnce(ctx context.Context, retry *backoff.ExponentialBackOf
 			}
 		}
 	}()
+	ticker := time.NewTicker(flushInterval)
+	defer ticker.Stop()
+	flushAt := max(1, x.cfg.CacheRecords/2)
 	var dec history.Decoder
 	for {
-		it, ok := <-records
-		if !ok {
-			return ctx.Err()
-		}
-		if it.err != nil {
-			return it.err
-		}
-		b := x.db.NewBatch()
-		x.apply(b, &dec, &it.rec)
-		last := it.rec.Position
-	drain:
-		for n := 1; n < 4096; n++ {
-			select {
-			case more, ok := <-records:
-				if !ok || more.err != nil {
-					if err := x.commit(b, last); err != nil {
-						return err
-					}
-					if !ok {
-						return ctx.Err()
-					}
-					return more.err
-				}
-				x.apply(b, &dec, &more.rec)
-				last = more.rec.Position
-			default:
-				break drain
+		select {
+		case it, ok := <-records:
+			if !ok {
+				return ctx.Err()
 			}
+			if it.err != nil {
+				return it.err
+			}
+			x.apply(&dec, &it.rec)
+			x.advance(it.rec.Position)
+			retry.Reset()
+			if len(x.dirty)+len(x.dirtyEntities) >= flushAt {
+				if err := x.flush(); err != nil {
+					return err
+				}
+			}
+		case <-ticker.C:
+			if err := x.flush(); err != nil {
+				return err
+			}
+		case done := <-x.flushes:
+			x.flushFor(done)
 		}
-		if err := x.commit(b, last); err != nil {
-			return err
-		}
-		retry.Reset()
 	}
 }
 
@@ -395,36 +419,78 @@ func (x *Index) fail(err error) {
 	x.mu.Unlock()
 }
 
-// commit writes a batch with the position it reaches, then makes that
-// position the applied one.
-func (x *Index) commit(b *pebble.Batch, position uint64) error {
-	defer b.Close()
-	if err := b.Set(keyApplied, binary.BigEndian.AppendUint64([]byte{formatVersion}, position), nil); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("index: write: %w", err)
-	}
+// advance makes position the applied one and tells those waiting for it.
+func (x *Index) advance(position uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.applied = position
-	if len(x.cache)+len(x.entities) > x.cfg.CacheRecords {
-		clear(x.cache)
-		clear(x.entities)
-	}
 	if x.watched {
 		close(x.changed)
 		x.changed = make(chan struct{})
 		x.watched = false
 	}
+}
+
+// flush writes the records applied since the last flush, each once, from
+// what the database holds to what the cache holds now, with the position
+// they reach, in one batch: a crash leaves the database at one flush or
+// the next, never between.
+func (x *Index) flush() error {
+	x.mu.RLock()
+	applied := x.applied
+	x.mu.RUnlock()
+	if applied == x.flushed && len(x.dirty) == 0 && len(x.dirtyEntities) == 0 {
+		return nil
+	}
+	b := x.db.NewBatch()
+	defer b.Close()
+	for id, committed := range x.dirty {
+		x.write(b, committed, x.cache[id])
+	}
+	for id, committed := range x.dirtyEntities {
+		x.writeEntity(b, committed, x.entities[id])
+	}
+	if err := b.Set(keyApplied, binary.BigEndian.AppendUint64([]byte{formatVersion}, applied), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("index: write: %w", err)
+	}
+	clear(x.dirty)
+	clear(x.dirtyEntities)
+	x.flushed = applied
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.cache)+len(x.entities) > x.cfg.CacheRecords {
+		clear(x.cache)
+		clear(x.entities)
+	}
 	return nil
 }
 
-// apply folds one stored record into the batch b.
-func (x *Index) apply(b *pebble.Batch, dec *history.Decoder, rec *eventstore.RecordedEvent) {
+// sync asks the applying goroutine to flush and waits, for a query that
+// reads the database: it then sees every record applied before it asked.
+func (x *Index) sync() {
+	if x.flushes == nil {
+		return // Rebuild: everything is flushed
+	}
+	done := make(chan struct{})
+	select {
+	case x.flushes <- done:
+		select {
+		case <-done:
+		case <-x.stopped:
+		}
+	case <-x.stopped:
+	}
+}
+
+// apply folds one stored record into the cache, marking what it changed
+// for the next flush.
+func (x *Index) apply(dec *history.Decoder, rec *eventstore.RecordedEvent) {
 	id, ok := strings.CutPrefix(rec.Stream, history.StreamPrefix)
 	if !ok {
-		x.applyEntity(b, rec)
+		x.applyEntity(rec)
 		return
 	}
 	// A stream's first record is a new instance: no record to read (the
@@ -461,7 +527,9 @@ func (x *Index) apply(b *pebble.Batch, dec *history.Decoder, rec *eventstore.Rec
 			return // a record of a generation whose start was truncated
 		}
 	}
-	x.write(b, old, in)
+	if _, ok := x.dirty[id]; !ok {
+		x.dirty[id] = old // as the database holds it
+	}
 	x.mu.Lock()
 	x.cache[id] = in
 	// A wait ends when the instance ends, or is purged.
@@ -485,6 +553,36 @@ func clone(in *Instance) *Instance {
 // write puts an instance's record and secondary keys in b, removing those
 // of its previous record (in nil: the instance is gone).
 func (x *Index) write(b *pebble.Batch, old, in *Instance) {
+	if old == nil && in == nil {
+		return
+	}
+	if secondaryChanged(old, in) {
+		x.writeSecondary(b, old, in)
+	}
+	switch {
+	case in != nil:
+		data, _ := proto.Marshal(in.toRecord()) // index records always encode
+		b.Set(instanceKey(in.ID), data, nil)
+	case old != nil:
+		b.Delete(instanceKey(old.ID), nil)
+	}
+}
+
+// secondaryChanged reports whether two records of an instance have
+// different secondary keys; most episodes change none.
+func secondaryChanged(a, b *Instance) bool {
+	if a == nil || b == nil {
+		return true
+	}
+	at, adue := a.Due()
+	bt, bdue := b.Due()
+	return !a.Created.Equal(b.Created) || a.Status != b.Status || a.Name != b.Name || adue != bdue || !at.Equal(bt) ||
+		a.InFlight() != b.InFlight() || a.Stranded() != b.Stranded()
+}
+
+// writeSecondary puts in b the secondary keys of in that old lacks, and
+// deletes those of old that in lacks.
+func (x *Index) writeSecondary(b *pebble.Batch, old, in *Instance) {
 	oldKeys, newKeys := secondary(old), secondary(in)
 	for _, k := range oldKeys {
 		if !containsKey(newKeys, k) {
@@ -495,13 +593,6 @@ func (x *Index) write(b *pebble.Batch, old, in *Instance) {
 		if !containsKey(oldKeys, k) {
 			b.Set(k, nil, nil)
 		}
-	}
-	switch {
-	case in != nil:
-		data, _ := proto.Marshal(in.toRecord()) // index records always encode
-		b.Set(instanceKey(in.ID), data, nil)
-	case old != nil:
-		b.Delete(instanceKey(old.ID), nil)
 	}
 }
 
@@ -612,6 +703,11 @@ func (x *Index) Close() {
 	<-x.done
 	x.dbMu.Lock()
 	defer x.dbMu.Unlock()
+	if x.db != nil {
+		if err := x.flush(); err != nil {
+			x.log.Warn("writing the instance index at close", "error", err)
+		}
+	}
 	if x.db != nil {
 		if err := x.db.Close(); err != nil {
 			x.log.Warn("closing the instance index", "error", err)

@@ -154,6 +154,7 @@ func containsStatus(ss []orchestration.Status, s orchestration.Status) bool {
 // suffix after (nil: from the start), and calls yield with each instance's
 // record until it returns false.
 func (x *Index) merge(sources []source, after []byte, yield func(suffix []byte, in *Instance) bool) error {
+	x.sync()
 	x.dbMu.RLock()
 	defer x.dbMu.RUnlock()
 	db := x.db
@@ -286,6 +287,7 @@ func (x *Index) ids(table []byte) []string {
 // returns false. An error reading ends the scan: what the index reads is
 // derived data, and the callers act again on their next pass.
 func (x *Index) scan(lower, upper []byte, fn func(k, v []byte) bool) {
+	x.sync()
 	x.dbMu.RLock()
 	defer x.dbMu.RUnlock()
 	db := x.db

@@ -41,6 +41,7 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	if err := live.WaitFor(ctx, last); err != nil {
 		t.Fatal(err)
 	}
+	live.sync()
 	rebuilt := Config{Store: s, Dir: t.TempDir(), Logger: quiet}
 	if err := Rebuild(ctx, rebuilt); err != nil {
 		t.Fatal(err)
@@ -178,6 +179,7 @@ func TestOtherLayout(t *testing.T) {
 	if err := x.WaitFor(context.Background(), last); err != nil {
 		t.Fatal(err)
 	}
+	x.sync()
 	got := dump(t, x.db)
 	if len(got) != len(want) {
 		t.Fatalf("rebuilt %d keys, want %d", len(got), len(want))
