@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -399,37 +398,12 @@ func (c *Client) History(ctx context.Context, id string) ([]orchestration.Histor
 	if err := c.caughtUp(ctx); err != nil {
 		return nil, err
 	}
-	var d history.Decoder
-	var out []orchestration.HistoryEvent
-	for rec, err := range c.e.store.ReadStream(ctx, history.StreamName(id), eventstore.ReadStreamOptions{}) {
-		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return nil, fmt.Errorf("%w: %q", ErrInstanceNotFound, id)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if rec.Type == history.PurgedType {
-			out = out[:0] // what came before is gone, truncated or not
-			continue
-		}
-		first := len(out)
-		if out, err = d.DecodeRecord(out, &rec); err != nil {
-			return nil, err
-		}
-		if first > 0 && slices.ContainsFunc(out[first:], func(ev orchestration.HistoryEvent) bool { return ev.Kind == orchestration.ExecutionStarted }) {
-			// A new generation: the ended one is truncated only once its
-			// last decisions are carried out, so it may still be there.
-			out = append(out[:0], out[first:]...)
-			first = 0
-		}
-		for i := first; i < len(out); i++ {
-			if out[i].Timestamp.IsZero() {
-				out[i].Timestamp = rec.Created
-			}
-		}
+	out, err := history.ReadCurrent(ctx, c.e.store, id)
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: %q (purged)", ErrInstanceNotFound, id)
+		return nil, fmt.Errorf("%w: %q", ErrInstanceNotFound, id)
 	}
 	return out, nil
 }

@@ -10,8 +10,9 @@ import (
 	"github.com/durableactor/durable/entities"
 )
 
-// errorBody is the shape of every error the API answers.
-type errorBody struct {
+// ErrorBody is the shape of every error the API answers; clients decode
+// it.
+type ErrorBody struct {
 	// Code names the kind of error, stable for scripts: BadRequest,
 	// Unauthorized, NotFound, MethodNotAllowed, Conflict, Gone,
 	// PayloadTooLarge, NotImplemented, Unavailable, Internal.
@@ -20,7 +21,7 @@ type errorBody struct {
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, errorBody{Code: code, Message: message})
+	writeJSON(w, status, ErrorBody{Code: code, Message: message})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -126,29 +126,10 @@ func decode[T any](t *testing.T, data []byte) T {
 	return v
 }
 
-type status struct {
-	Name            string           `json:"name"`
-	InstanceID      string           `json:"instanceId"`
-	RuntimeStatus   string           `json:"runtimeStatus"`
-	Input           json.RawMessage  `json:"input"`
-	Output          json.RawMessage  `json:"output"`
-	CustomStatus    json.RawMessage  `json:"customStatus"`
-	CreatedTime     string           `json:"createdTime"`
-	LastUpdatedTime string           `json:"lastUpdatedTime"`
-	WaitsFor        string           `json:"waitsFor"`
-	HistoryEvents   []map[string]any `json:"historyEvents"`
-}
-
-type checkStatus struct {
-	ID                    string `json:"id"`
-	StatusQueryGetURI     string `json:"statusQueryGetUri"`
-	SendEventPostURI      string `json:"sendEventPostUri"`
-	TerminatePostURI      string `json:"terminatePostUri"`
-	PurgeHistoryDeleteURI string `json:"purgeHistoryDeleteUri"`
-	RestartPostURI        string `json:"restartPostUri"`
-	SuspendPostURI        string `json:"suspendPostUri"`
-	ResumePostURI         string `json:"resumePostUri"`
-}
+type (
+	status      = httpapi.StatusPayload
+	checkStatus = httpapi.CheckStatusPayload
+)
 
 // TestAsyncHTTPPattern: a client starts an instance, polls the Location
 // it was given while it answers 202, raises the event the instance waits

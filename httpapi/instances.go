@@ -158,7 +158,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	items := make([]*statusPayload, 0, len(page.Instances))
+	items := make([]*StatusPayload, 0, len(page.Instances))
 	for _, st := range page.Instances {
 		items = append(items, statusOf(st, q.FetchInputs))
 	}

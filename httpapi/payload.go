@@ -14,9 +14,10 @@ import (
 // the second, in UTC.
 const timeFormat = "2006-01-02T15:04:05Z"
 
-// statusPayload is an instance's status, as GET /instances/{id} and list
-// items show it. The fields after lastUpdatedTime are durable's own.
-type statusPayload struct {
+// StatusPayload is an instance's status, as GET /instances/{id} and list
+// items show it; clients decode it. The fields after lastUpdatedTime are
+// durable's own.
+type StatusPayload struct {
 	Name            string          `json:"name"`
 	InstanceID      string          `json:"instanceId"`
 	RuntimeStatus   string          `json:"runtimeStatus"`
@@ -26,24 +27,25 @@ type statusPayload struct {
 	CreatedTime     string          `json:"createdTime"`
 	LastUpdatedTime string          `json:"lastUpdatedTime"`
 	CompletedTime   string          `json:"completedTime,omitempty"`
-	FailureDetails  *failurePayload `json:"failureDetails,omitempty"`
+	FailureDetails  *FailurePayload `json:"failureDetails,omitempty"`
 	// WaitsFor is the instance's durable reason to run again.
 	WaitsFor      string           `json:"waitsFor,omitempty"`
 	HistoryEvents []map[string]any `json:"historyEvents,omitempty"`
 }
 
-type failurePayload struct {
+// FailurePayload describes why an instance or a task failed.
+type FailurePayload struct {
 	ErrorType    string          `json:"errorType"`
 	ErrorMessage string          `json:"errorMessage"`
 	StackTrace   string          `json:"stackTrace,omitempty"`
-	InnerFailure *failurePayload `json:"innerFailure,omitempty"`
+	InnerFailure *FailurePayload `json:"innerFailure,omitempty"`
 }
 
-func failureOf(f *orchestration.FailureDetails) *failurePayload {
+func failureOf(f *orchestration.FailureDetails) *FailurePayload {
 	if f == nil {
 		return nil
 	}
-	return &failurePayload{ErrorType: f.ErrorType, ErrorMessage: f.Message, StackTrace: f.StackTrace, InnerFailure: failureOf(f.Inner)}
+	return &FailurePayload{ErrorType: f.ErrorType, ErrorMessage: f.Message, StackTrace: f.StackTrace, InnerFailure: failureOf(f.Inner)}
 }
 
 // raw returns a payload as JSON: itself when it is JSON, a JSON string
@@ -66,8 +68,8 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(timeFormat)
 }
 
-func statusOf(st *durable.Status, showInput bool) *statusPayload {
-	p := &statusPayload{
+func statusOf(st *durable.Status, showInput bool) *StatusPayload {
+	p := &StatusPayload{
 		Name: st.Name, InstanceID: st.InstanceID, RuntimeStatus: st.RuntimeStatus.String(),
 		CustomStatus: raw(st.CustomStatus), Output: raw(st.Output),
 		CreatedTime: formatTime(st.CreatedAt), LastUpdatedTime: formatTime(st.LastUpdated), CompletedTime: formatTime(st.CompletedAt),
@@ -83,9 +85,9 @@ func statusOf(st *durable.Status, showInput bool) *statusPayload {
 	return p
 }
 
-// checkStatus is the body of a 202 that started an instance: where to
-// follow and manage it.
-type checkStatus struct {
+// CheckStatusPayload is the body of a 202 that started an instance: where
+// to follow and manage it.
+type CheckStatusPayload struct {
 	ID                    string `json:"id"`
 	StatusQueryGetURI     string `json:"statusQueryGetUri"`
 	SendEventPostURI      string `json:"sendEventPostUri"`
@@ -98,13 +100,13 @@ type checkStatus struct {
 
 // checkStatusOf builds the management URLs of an instance from the
 // request's scheme and host.
-func (h *Handler) checkStatusOf(r *http.Request, id string) checkStatus {
+func (h *Handler) checkStatusOf(r *http.Request, id string) CheckStatusPayload {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
 	instance := scheme + "://" + r.Host + h.cfg.BasePath + "/instances/" + url.PathEscape(id)
-	return checkStatus{
+	return CheckStatusPayload{
 		ID:                    id,
 		StatusQueryGetURI:     instance,
 		SendEventPostURI:      instance + "/raiseEvent/{eventName}",

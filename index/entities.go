@@ -114,19 +114,7 @@ func (x *Index) getEntity(id string) *Entity {
 	if cached {
 		return e
 	}
-	x.dbMu.RLock()
-	defer x.dbMu.RUnlock()
-	if x.db == nil {
-		return nil
-	}
-	v, closer, err := x.db.Get(entityKey(id))
-	if err != nil {
-		return nil
-	}
-	defer closer.Close()
-	e, err = entityOf(v)
-	if err != nil {
-		x.log.Error("an index record cannot be decoded", "entity", id, "error", err)
+	if !x.lookup(entityKey(id), func(v []byte) (err error) { e, err = entityOf(v); return err }) {
 		return nil
 	}
 	return e

@@ -613,22 +613,33 @@ func (x *Index) get(id string) *Instance {
 	if cached {
 		return in
 	}
-	x.dbMu.RLock()
-	defer x.dbMu.RUnlock()
-	if x.db == nil {
-		return nil
-	}
-	v, closer, err := x.db.Get(instanceKey(id))
-	if err != nil {
-		return nil // not found (a read error is a missing record)
-	}
-	defer closer.Close()
 	var r indexpb.Instance
-	if err := proto.Unmarshal(v, &r); err != nil {
-		x.log.Error("an index record cannot be decoded", "instance", id, "error", err)
+	if !x.lookup(instanceKey(id), func(v []byte) error { return proto.Unmarshal(v, &r) }) {
 		return nil
 	}
 	return instanceOf(&r)
+}
+
+// lookup reads the record at key from the database and decodes it; it
+// reports false when there is none (a read error counts as none: the
+// index is derived data), when it does not decode, or once the database
+// is closed.
+func (x *Index) lookup(key []byte, decode func(v []byte) error) bool {
+	x.dbMu.RLock()
+	defer x.dbMu.RUnlock()
+	if x.db == nil {
+		return false
+	}
+	v, closer, err := x.db.Get(key)
+	if err != nil {
+		return false
+	}
+	defer closer.Close()
+	if err := decode(v); err != nil {
+		x.log.Error("an index record cannot be decoded", "key", string(key), "error", err)
+		return false
+	}
+	return true
 }
 
 // Get returns what the index knows of an instance.

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/durableactor/durable/httpapi"
 )
 
 // api is a client of the HTTP management API.
@@ -20,11 +22,10 @@ type api struct {
 	http *http.Client
 }
 
-// apiError is an error answer of the API.
+// apiError is an error answer of the API: its HTTP status and body.
 type apiError struct {
-	Status  int
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Status int
+	httpapi.ErrorBody
 }
 
 func (e *apiError) Error() string {
@@ -125,24 +126,9 @@ func newAPI(serverURL, basePath, key string) (*api, error) {
 	}, nil
 }
 
-// instanceStatus is the API's status payload.
-type instanceStatus struct {
-	Name            string           `json:"name"`
-	InstanceID      string           `json:"instanceId"`
-	RuntimeStatus   string           `json:"runtimeStatus"`
-	Input           json.RawMessage  `json:"input"`
-	CustomStatus    json.RawMessage  `json:"customStatus"`
-	Output          json.RawMessage  `json:"output"`
-	CreatedTime     string           `json:"createdTime"`
-	LastUpdatedTime string           `json:"lastUpdatedTime"`
-	CompletedTime   string           `json:"completedTime,omitempty"`
-	WaitsFor        string           `json:"waitsFor,omitempty"`
-	HistoryEvents   []map[string]any `json:"historyEvents,omitempty"`
-}
-
-// ended reports whether the status is one an instance ends in.
-func (s *instanceStatus) ended() bool {
-	switch s.RuntimeStatus {
+// ended reports whether a runtime status is one an instance ends in.
+func ended(status string) bool {
+	switch status {
 	case "Completed", "Failed", "Terminated", "Canceled":
 		return true
 	}

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -166,38 +164,11 @@ func inspectCommand(g *globals) *cobra.Command {
 
 // readHistory reads an instance's current history from its stream.
 func readHistory(ctx context.Context, s eventstore.Store, id string) ([]orchestration.HistoryEvent, error) {
-	var dec history.Decoder
-	var events []orchestration.HistoryEvent
-	for rec, err := range s.ReadStream(ctx, history.StreamName(id), eventstore.ReadStreamOptions{}) {
-		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if rec.Type == history.PurgedType {
-			events = events[:0]
-			continue
-		}
-		first := len(events)
-		if events, err = dec.DecodeRecord(events, &rec); err != nil {
-			return nil, err
-		}
-		if first > 0 && slices.ContainsFunc(events[first:], func(ev orchestration.HistoryEvent) bool { return ev.Kind == orchestration.ExecutionStarted }) {
-			// A new generation; the ended one awaits its truncation.
-			events = append(events[:0], events[first:]...)
-			first = 0
-		}
-		for i := first; i < len(events); i++ {
-			if events[i].Timestamp.IsZero() {
-				events[i].Timestamp = rec.Created
-			}
-		}
+	events, err := history.ReadCurrent(ctx, s, id)
+	if err == nil && len(events) == 0 {
+		err = &exitError{exitNotFound, fmt.Errorf("no instance %q in the store", id)}
 	}
-	if len(events) == 0 {
-		return nil, &exitError{exitNotFound, fmt.Errorf("no instance %q in the store", id)}
-	}
-	return events, nil
+	return events, err
 }
 
 // verifyStore decodes every orchestration and entity record of the log,

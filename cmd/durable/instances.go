@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/durableactor/durable/httpapi"
+
 	"github.com/spf13/cobra"
 )
 
@@ -44,10 +46,7 @@ func startCommand(g *globals) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if resp.status == http.StatusAccepted {
-				var cs struct {
-					ID                string `json:"id"`
-					StatusQueryGetURI string `json:"statusQueryGetUri"`
-				}
+				var cs httpapi.CheckStatusPayload
 				if err := decodeJSON(resp.body, &cs); err != nil {
 					return err
 				}
@@ -63,9 +62,9 @@ func startCommand(g *globals) *cobra.Command {
 			}
 			// Waited: the output (200, completed), or the status of an
 			// instance that failed or was terminated.
-			var st instanceStatus
+			var st httpapi.StatusPayload
 			if decodeJSON(resp.body, &st) == nil && st.InstanceID != "" {
-				return ended(out, g, &st)
+				return printEnded(out, g, &st)
 			}
 			fmt.Fprintln(out, strings.TrimSpace(string(resp.body)))
 			return nil
@@ -77,9 +76,9 @@ func startCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// ended prints the status of an instance a wait saw end, and fails with
-// exitInstanceFailed unless it completed.
-func ended(out io.Writer, g *globals, st *instanceStatus) error {
+// printEnded prints the status of an instance a wait saw end, and fails
+// with exitInstanceFailed unless it completed.
+func printEnded(out io.Writer, g *globals, st *httpapi.StatusPayload) error {
 	if err := printStatus(out, g, st); err != nil {
 		return err
 	}
@@ -89,7 +88,7 @@ func ended(out io.Writer, g *globals, st *instanceStatus) error {
 	return nil
 }
 
-func getStatus(ctx context.Context, api *api, id string, history bool) (*instanceStatus, error) {
+func getStatus(ctx context.Context, api *api, id string, history bool) (*httpapi.StatusPayload, error) {
 	q := url.Values{}
 	if history {
 		q.Set("showHistory", "true")
@@ -99,11 +98,11 @@ func getStatus(ctx context.Context, api *api, id string, history bool) (*instanc
 	if err != nil {
 		return nil, err
 	}
-	var st instanceStatus
+	var st httpapi.StatusPayload
 	return &st, decodeJSON(resp.body, &st)
 }
 
-func printStatus(out io.Writer, g *globals, st *instanceStatus) error {
+func printStatus(out io.Writer, g *globals, st *httpapi.StatusPayload) error {
 	if g.json() {
 		return printJSON(out, st)
 	}
@@ -159,8 +158,8 @@ func waitCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if st.ended() {
-					return ended(cmd.OutOrStdout(), g, st)
+				if ended(st.RuntimeStatus) {
+					return printEnded(cmd.OutOrStdout(), g, st)
 				}
 				select {
 				case <-time.After(interval):
@@ -200,8 +199,8 @@ func listCommand(g *globals) *cobra.Command {
 				q.Set("runtimeStatus", strings.Join(statuses, ","))
 			}
 			q.Set("top", strconv.Itoa(top))
-			list := func() ([]instanceStatus, error) {
-				var out []instanceStatus
+			list := func() ([]httpapi.StatusPayload, error) {
+				var out []httpapi.StatusPayload
 				token := ""
 				for {
 					r := request{method: http.MethodGet, path: "/instances", query: q, header: http.Header{}}
@@ -212,7 +211,7 @@ func listCommand(g *globals) *cobra.Command {
 					if err != nil {
 						return nil, err
 					}
-					var page []instanceStatus
+					var page []httpapi.StatusPayload
 					if err := decodeJSON(resp.body, &page); err != nil {
 						return nil, err
 					}
@@ -222,7 +221,7 @@ func listCommand(g *globals) *cobra.Command {
 					}
 				}
 			}
-			show := func(items []instanceStatus) error {
+			show := func(items []httpapi.StatusPayload) error {
 				if g.json() {
 					return printJSON(cmd.OutOrStdout(), items)
 				}
@@ -251,7 +250,7 @@ func listCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if !slices.EqualFunc(items, next, func(a, b instanceStatus) bool {
+				if !slices.EqualFunc(items, next, func(a, b httpapi.StatusPayload) bool {
 					return a.InstanceID == b.InstanceID && a.RuntimeStatus == b.RuntimeStatus && a.LastUpdatedTime == b.LastUpdatedTime &&
 						string(a.CustomStatus) == string(b.CustomStatus)
 				}) {
@@ -388,9 +387,7 @@ func restartCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var cs struct {
-				ID string `json:"id"`
-			}
+			var cs httpapi.CheckStatusPayload
 			if err := decodeJSON(resp.body, &cs); err != nil {
 				return err
 			}
