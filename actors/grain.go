@@ -56,6 +56,7 @@ func (g *grain) Receive(c actor.Context) {
 		g.activate(c, m.Identity.Identity)
 	case *grainpb.Start, *grainpb.Deliver, *grainpb.Wake, *grainpb.Purge:
 		g.request(c, m, c.Sender())
+		g.stopIfDone(c)
 	case *activityDone:
 		g.activityDone(c, m)
 	case *localInput:
@@ -66,10 +67,12 @@ func (g *grain) Receive(c actor.Context) {
 		g.children--
 	case *appendOp:
 		g.appendResult(c, m)
+		g.stopIfDone(c)
 	case retryAppend:
 		g.retry(c, m.op)
 	case outboxDone:
 		g.outboxFinished(c)
+		g.stopIfDone(c)
 	case *actor.ReceiveTimeout:
 		g.passivate(c)
 	case *actor.Stopping:
@@ -123,7 +126,6 @@ func (g *grain) request(c actor.Context, msg any, sender *actor.PID) {
 	case *grainpb.Purge:
 		g.purge(c, sender)
 	}
-	g.stopIfEmpty(c)
 }
 
 // load reads the instance from its stream, replays it and issues again the
@@ -297,10 +299,13 @@ func (g *grain) passivate(c actor.Context) {
 	}
 }
 
-// stopIfEmpty stops a grain whose instance does not exist once it has
-// answered: requests for unknown instances leave nothing in memory.
-func (g *grain) stopIfEmpty(c actor.Context) {
-	if g.inst == nil && g.idleNow() {
+// stopIfDone stops a grain whose instance does not exist or has ended,
+// once it has answered and its outbox is out: nothing but a request can
+// wake such an instance (a status read never needs the grain), so it
+// leaves memory at once instead of after the idle timeout. Requests for
+// unknown instances leave nothing in memory either.
+func (g *grain) stopIfDone(c actor.Context) {
+	if g.state != stopped && (g.inst == nil || g.inst.Status().IsTerminal()) && g.idleNow() {
 		c.Stop(c.Self())
 	}
 }
