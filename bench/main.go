@@ -40,6 +40,7 @@ type config struct {
 	instances       int
 	entities        int
 	clients         int
+	soak            time.Duration
 }
 
 // result is one line of output.
@@ -52,6 +53,8 @@ type result struct {
 type scenario struct {
 	name  string
 	about string
+	// long scenarios (minutes) run only when named, not in the headline set.
+	long bool
 	// run returns the results of the scenario with the given config; the
 	// headline set may run it several times with different params.
 	run func(ctx context.Context, cfg config) ([]result, error)
@@ -59,22 +62,24 @@ type scenario struct {
 
 // scenarios in the order of the table.
 var scenarios = []scenario{
-	{"store-append", "durable appends, params writers and events_per_append", runStoreAppend},
-	{"store-read", "reading one long stream", runStoreRead},
-	{"store-catchup", "catching up a subscription on the global log", runStoreCatchUp},
-	{"replay", "rebuilding an orchestration from its stored history, params events", runReplay},
-	{"episode", "one incremental step of a live orchestration", runEpisode},
-	{"chain", "three-activity chains end to end on the embedded defaults, many in flight", runChain},
-	{"fanout", "fan-out/fan-in end to end, params width", runFanOut},
-	{"parked", "memory of many instances waiting on timers and events, passivated", runParked},
-	{"entity-signal", "durable signals from many clients across many entities, params entities, clients", runEntitySignal},
-	{"entity-hot", "operations on one entity from many clients, batched", runEntityHot},
-	{"entity-call", "entity calls from orchestrations, one call each, many in flight", runEntityCall},
-	{"entity-parked", "memory of many passivated entities, param instances", runEntityParked},
-	{"reopen", "Open+Start of a data directory holding many instances, param instances (default 1000000)", runReopen},
-	{"list", "a page of 100 from many indexed instances, filtered, from random points", runList},
-	{"purge", "purging the completed instances of a data directory's first tenth", runPurge},
-	{"http-start", "starts through the HTTP API against Client.Start, alternating, param clients", runHTTPStart},
+	{"store-append", "durable appends, params writers and events_per_append", false, runStoreAppend},
+	{"store-read", "reading one long stream", false, runStoreRead},
+	{"store-catchup", "catching up a subscription on the global log", false, runStoreCatchUp},
+	{"replay", "rebuilding an orchestration from its stored history, params events", false, runReplay},
+	{"episode", "one incremental step of a live orchestration", false, runEpisode},
+	{"chain", "three-activity chains end to end on the embedded defaults, many in flight", false, runChain},
+	{"fanout", "fan-out/fan-in end to end, params width", false, runFanOut},
+	{"soak", "chain for a long time (-soak, default 120s): resident memory must stay flat", true, runSoak},
+	{"parked", "memory of many instances waiting on timers and events, passivated", false, runParked},
+	{"entity-signal", "durable signals from many clients across many entities, params entities, clients", false, runEntitySignal},
+	{"entity-hot", "operations on one entity from many clients, batched", false, runEntityHot},
+	{"entity-call", "entity calls from orchestrations, one call each, many in flight", false, runEntityCall},
+	{"entity-parked", "memory of many passivated entities, param instances", false, runEntityParked},
+	{"open", "Open+Start of an engine on an empty directory, and Stop", false, runOpen},
+	{"reopen", "Open+Start of a data directory holding many instances, param instances (default 1000000)", true, runReopen},
+	{"list", "a page of 100 from many indexed instances, filtered, from random points", true, runList},
+	{"purge", "purging the completed instances of a data directory's first tenth", true, runPurge},
+	{"http-start", "starts through the HTTP API against Client.Start, alternating, param clients", false, runHTTPStart},
 }
 
 func main() {
@@ -85,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		names   = fs.String("scenario", "", "comma-separated scenarios to run (default: the headline set); one of "+scenarioNames())
+		names   = fs.String("scenario", "", "comma-separated scenarios to run (default: the headline set, all but soak, reopen, list and purge); one of "+scenarioNames())
 		jsonOut = fs.Bool("json", false, "print one JSON object per result on stdout")
 		cfg     config
 	)
@@ -100,6 +105,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.instances, "instances", 0, "parked, entity-parked: instances or entities to start (default 100000); reopen, list, purge: instances in the data directory (default 1000000)")
 	fs.IntVar(&cfg.entities, "entities", 0, "entity-signal: entities signalled (default 1000)")
 	fs.IntVar(&cfg.clients, "clients", 0, "entity-signal, entity-hot: concurrent clients (default 100); http-start (default 64)")
+	fs.DurationVar(&cfg.soak, "soak", 120*time.Second, "soak: how long it runs")
+	sweepFlag := fs.String("sweep", "", "run the scenarios once per value of a parameter: param=v1,v2,... (inflight, width, events, clients, instances, entities, writers)")
+	plotFile := fs.String("plot", "", "with -sweep: draw the curves into this .svg or .png file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
@@ -124,7 +132,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: unknown backend %q (memory or pebble)\n", cfg.backend)
 		return 2
 	}
-	selected := scenarios
+	var selected []scenario
+	for _, s := range scenarios {
+		if !s.long {
+			selected = append(selected, s)
+		}
+	}
 	if *names != "" {
 		selected = nil
 		for _, n := range strings.Split(*names, ",") {
@@ -135,6 +148,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			selected = append(selected, scenarios[i])
 		}
+	}
+	var sw sweep
+	if *sweepFlag != "" {
+		var err error
+		if sw, err = parseSweep(*sweepFlag); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 2
+		}
+	} else if *plotFile != "" {
+		fmt.Fprintln(stderr, "bench: -plot needs -sweep")
+		return 2
 	}
 	if *memProfile != "" {
 		runtime.MemProfileRate = 64 << 10
@@ -150,28 +174,47 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer removeDatasets()
 	var all []result
 	failed := false
+	points := []int{0} // no sweep: one run at the configured values
+	if sw.param != "" {
+		points = sw.values
+	}
 	for _, s := range selected {
-		fmt.Fprintf(stderr, "bench: running %s (%s)\n", s.name, s.about)
-		peak := startPeak()
-		results, err := s.run(ctx, cfg)
-		if err != nil {
-			fmt.Fprintf(stderr, "bench: %s: %v\n", s.name, err)
-			failed = true
-			continue
-		}
-		peakMiB, peakKnown := peak.peakMiB()
-		for _, r := range results {
-			if peakKnown {
-				r.Metrics["peak_rss_mib"] = peakMiB
+		for _, v := range points {
+			cfg := cfg
+			if sw.param != "" {
+				cfg = sw.set(cfg, v)
+				fmt.Fprintf(stderr, "bench: running %s at %s=%d\n", s.name, sw.param, v)
+			} else {
+				fmt.Fprintf(stderr, "bench: running %s (%s)\n", s.name, s.about)
 			}
-			if *jsonOut {
-				json.NewEncoder(stdout).Encode(r)
+			peak := startPeak()
+			results, err := s.run(ctx, cfg)
+			if err != nil {
+				fmt.Fprintf(stderr, "bench: %s: %v\n", s.name, err)
+				failed = true
+				continue
 			}
+			peakMiB, peakKnown := peak.peakMiB()
+			for _, r := range results {
+				if peakKnown {
+					r.Metrics["peak_rss_mib"] = peakMiB
+				}
+				if *jsonOut {
+					json.NewEncoder(stdout).Encode(r)
+				}
+			}
+			all = append(all, results...)
 		}
-		all = append(all, results...)
 	}
 	if !*jsonOut {
 		printTable(stdout, all)
+	}
+	if *plotFile != "" && !failed {
+		if err := plotSweep(*plotFile, sw, all); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "bench: plotted %s\n", *plotFile)
 	}
 	if failed {
 		return 1

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -19,7 +22,7 @@ func TestSmoke(t *testing.T) {
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			args := []string{"-scenario", s.name, "-duration", "1ms", "-json", "-events", "2000", "-instances", "200", "-inflight", "4", "-width", "10", "-dir", t.TempDir()}
+			args := []string{"-scenario", s.name, "-duration", "1ms", "-json", "-events", "2000", "-instances", "200", "-inflight", "4", "-width", "10", "-soak", "300ms", "-dir", t.TempDir()}
 			if code := run(args, &stdout, &stderr); code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
@@ -125,5 +128,39 @@ func TestReplayEventsClamped(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "over an orchestration's history limit") {
 		t.Fatalf("stderr: %q", stderr.String())
+	}
+}
+
+// TestSweepPlot: a sweep runs a scenario once per value and draws its
+// curves, in SVG and PNG.
+func TestSweepPlot(t *testing.T) {
+	for _, ext := range []string{"svg", "png"} {
+		file := filepath.Join(t.TempDir(), "chain."+ext)
+		var stdout, stderr bytes.Buffer
+		args := []string{"-scenario", "chain", "-duration", "1ms", "-sweep", "inflight=1,4,16", "-plot", file, "-json", "-dir", t.TempDir()}
+		if code := run(args, &stdout, &stderr); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+		var points []int
+		for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+			var r result
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatal(err)
+			}
+			points = append(points, int(r.Params["inflight"].(float64)))
+		}
+		if fmt.Sprint(points) != "[1 4 16]" {
+			t.Fatalf("swept %v", points)
+		}
+		info, err := os.Stat(file)
+		if err != nil || info.Size() < 1000 {
+			t.Fatalf("the plot %s: %v (%d bytes)", file, err, info.Size())
+		}
+	}
+	var stderr bytes.Buffer
+	for _, args := range [][]string{{"-sweep", "depth=1,2"}, {"-sweep", "inflight=1,x"}, {"-plot", "x.svg"}} {
+		if code := run(args, io.Discard, &stderr); code != 2 {
+			t.Fatalf("%v: exit %d", args, code)
+		}
 	}
 }

@@ -477,3 +477,58 @@ func mean(xs []float64) float64 {
 	}
 	return sum / float64(len(xs))
 }
+
+// runOpen measures Open+Start of an engine on an empty directory, and its
+// Stop, the price a service pays at every deploy and a test at every run.
+func runOpen(ctx context.Context, cfg config) ([]result, error) {
+	var opens, stops []time.Duration
+	deadline := time.Now().Add(cfg.duration)
+	for n := 0; n < 5 || time.Now().Before(deadline); n++ {
+		dir, remove, err := scenarioDir(cfg, "open")
+		if err != nil {
+			return nil, err
+		}
+		dcfg := durable.Config{Dir: dir, Registry: datasetRegistry(), Logger: cfg.log}
+		if cfg.backend == "memory" {
+			dcfg.Store = memory.New(memory.Config{})
+		}
+		began := time.Now()
+		e, err := durable.Open(ctx, dcfg)
+		if err == nil {
+			err = e.Start(ctx)
+		}
+		opened := time.Since(began)
+		if err == nil {
+			// It must serve: a start, recorded, ended.
+			var st *durable.Status
+			if _, err = e.Client().Start(ctx, "Done", 1, durable.WithInstanceID("first")); err == nil {
+				st, err = e.Client().Wait(ctx, "first")
+			}
+			if err == nil && st.RuntimeStatus != orchestration.StatusCompleted {
+				err = fmt.Errorf("the first instance is %s", st.RuntimeStatus)
+			}
+		}
+		began = time.Now()
+		if e != nil {
+			if stopErr := e.Stop(ctx); err == nil {
+				err = stopErr
+			}
+		}
+		stopped := time.Since(began)
+		if dcfg.Store != nil {
+			dcfg.Store.Close()
+		}
+		remove()
+		if err != nil {
+			return nil, err
+		}
+		opens, stops = append(opens, opened), append(stops, stopped)
+	}
+	slices.Sort(opens)
+	slices.Sort(stops)
+	return []result{{
+		Scenario: "open",
+		Params:   map[string]any{"backend": cfg.backend, "runs": len(opens)},
+		Metrics:  map[string]float64{"ms": ms(storeload.Percentile(opens, 50)), "stop_ms": ms(storeload.Percentile(stops, 50))},
+	}}, nil
+}

@@ -256,3 +256,77 @@ func runParked(ctx context.Context, cfg config) ([]result, error) {
 		Metrics:  metrics,
 	}}, nil
 }
+
+// runSoak runs chain for the soak duration and samples the resident
+// memory every second: what it holds after a sixth of the run (20 s of
+// the default 120 s) must still be what it holds at the end, within 10%.
+func runSoak(ctx context.Context, cfg config) ([]result, error) {
+	if _, ok := rssMiB(); !ok {
+		return nil, fmt.Errorf("this platform cannot tell the resident memory")
+	}
+	e, closeEngine, err := engineFor(ctx, cfg, "soak", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer closeEngine()
+	inflight := orDefault(cfg.inflight, 100)
+	early := cfg.soak / 6
+	var samples []float64 // one a second; early and end are the medians of their last five
+	var earlyRSS float64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		began := time.Now()
+		tick := time.NewTicker(min(time.Second, max(cfg.soak/12, time.Millisecond)))
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			rss, _ := rssMiB()
+			samples = append(samples, rss)
+			if len(samples)%10 == 0 {
+				fmt.Fprintf(cfg.stderr, "bench: soak at %s: %.0f MiB resident\n", time.Since(began).Round(time.Second), rss)
+			}
+			if earlyRSS == 0 && time.Since(began) >= early {
+				earlyRSS = median(samples[max(0, len(samples)-5):])
+			}
+		}
+	}()
+	lat, elapsed, err := load(ctx, e.Client(), inflight, cfg.soak, "Chain3",
+		func(i int) any { return i },
+		func(i int, st *durable.Status) error {
+			var out int
+			if err := st.DecodeOutput(&out); err != nil || st.RuntimeStatus != orchestration.StatusCompleted || out != i+3 {
+				return fmt.Errorf("chain %d ended %s with %s (%v)", i, st.RuntimeStatus, st.Output, st.Failure)
+			}
+			return nil
+		})
+	close(stop)
+	<-sampled
+	if err != nil {
+		return nil, err
+	}
+	if len(samples) == 0 || earlyRSS == 0 {
+		rss, _ := rssMiB()
+		samples, earlyRSS = append(samples, rss), rss
+	}
+	endRSS := median(samples[max(0, len(samples)-5):])
+	growth := 100 * (endRSS - earlyRSS) / earlyRSS
+	if cfg.soak >= time.Minute && growth > 10 {
+		return nil, fmt.Errorf("resident memory grew %.1f%% from %.0f MiB after %s to %.0f MiB at the end", growth, earlyRSS, early, endRSS)
+	}
+	return []result{{
+		Scenario: "soak",
+		Params:   map[string]any{"backend": cfg.backend, "inflight": inflight, "seconds": int(cfg.soak.Seconds())},
+		Metrics: map[string]float64{
+			"orchestrations_per_sec": float64(len(lat)) / elapsed.Seconds(),
+			"rss_early_mib":          earlyRSS,
+			"rss_end_mib":            endRSS,
+			"growth_pct":             max(growth, 0.01),
+		},
+	}}, nil
+}
