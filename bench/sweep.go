@@ -168,11 +168,28 @@ func curve(scenario string, sw sweep, rows []result, metrics []string) (*plot.Pl
 		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
 	}
 	p.Y.Min = 0
-	if strings.HasSuffix(metrics[0], "_ms") {
-		p.Y.Max = math.Max(p.Y.Max, 1)
+	if strings.HasSuffix(metrics[0], "_ms") && p.Y.Max > 10*yMin(lines) {
+		// Latencies that grow by orders of magnitude read best on a log axis.
+		p.Y.Min, p.Y.Scale, p.Y.Tick.Marker = yMin(lines), plot.LogScale{}, plot.LogTicks{Prec: -1}
 	}
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
 	return p, nil
+}
+
+// yMin is the smallest positive value of the lines (pairs of a name and
+// its points), for a log axis.
+func yMin(lines []any) float64 {
+	m := math.Inf(1)
+	for _, l := range lines {
+		if pts, ok := l.(plotter.XYs); ok {
+			for _, pt := range pts {
+				if pt.Y > 0 {
+					m = math.Min(m, pt.Y)
+				}
+			}
+		}
+	}
+	return m
 }
 
 // writeTo writes an image to path.
